@@ -1,0 +1,3 @@
+"""qctl: one command line for Redis, RabbitMQ and Kafka queues."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m qctl``."""
+
+from qctl.cli import main
+
+main()

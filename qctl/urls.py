@@ -1,0 +1,138 @@
+"""Broker URLs: parse once, and never show a password.
+
+Every URL that reaches output, an error or ``--debug`` goes through
+:func:`redact`; passwords read from ``password_env``/``password_file`` are
+registered with :func:`register_secret` so :func:`scrub` can remove them from
+any text, including driver messages we do not control.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from qctl.errors import UsageError
+
+MASK = "***"
+_SECRETS: set[str] = set()
+# scheme://user:password@  ->  scheme://user:***@   (also catches URLs embedded in messages)
+_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s/]*)@", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerURL:
+    """A parsed broker URL. ``hosts`` keeps order; ``path`` is unquoted (vhost, db, socket)."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int | None], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    path: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.hosts[0][0] if self.hosts else ""
+
+    @property
+    def port(self) -> int | None:
+        return self.hosts[0][1] if self.hosts else None
+
+    def with_password(self, password: str | None) -> BrokerURL:
+        if password:
+            register_secret(password)
+        return replace(self, password=password)
+
+    def render(self, *, masked: bool = True) -> str:
+        """The URL as text; with ``masked`` (the default) the password is ``***``."""
+        userinfo = ""
+        if self.username is not None or self.password is not None:
+            userinfo = quote(self.username or "", safe="")
+            if self.password is not None:
+                userinfo += ":" + (MASK if masked else quote(self.password, safe=""))
+            userinfo += "@"
+        hosts = ",".join(_host_text(host, port) for host, port in self.hosts)
+        path = self.path
+        if self.scheme in ("amqp", "amqps") and path:
+            path = "/" + quote(path, safe="")
+        elif path and not path.startswith("/"):
+            path = "/" + path
+        query = "&".join(f"{key}={quote(value, safe='/:')}" for key, value in self.query.items())
+        return f"{self.scheme}://{userinfo}{hosts}{path}" + (f"?{query}" if query else "")
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _host_text(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port is not None else shown
+
+
+def parse(url: str) -> BrokerURL:
+    """Parse a broker URL; raise :class:`UsageError` (exit 2) when it is malformed."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$", url.strip())
+    if not match:
+        raise UsageError(f"malformed URL {redact(url)!r}: expected SCHEME://HOST[:PORT]...",
+                         hint="for example redis://localhost:6379/0")
+    scheme = match.group(1).lower()
+    rest = match.group(2)
+    if scheme == "unix":
+        split = urlsplit(url)
+        if not split.path:
+            raise UsageError(f"malformed URL {redact(url)!r}: unix:// needs a socket path")
+        return BrokerURL(scheme, (), path=unquote(split.path), query=dict(parse_qsl(split.query)))
+    netloc, _, tail = rest.partition("/")
+    netloc, qmark, query_in_netloc = netloc.partition("?")
+    path, _, query = tail.partition("?")
+    if qmark:
+        query = query_in_netloc
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) if user else None
+        password = unquote(secret) if colon else None
+        if password:
+            register_secret(password)
+    if not netloc:
+        raise UsageError(f"malformed URL {redact(url)!r}: no host")
+    hosts = tuple(_parse_host(part, url) for part in netloc.split(","))
+    return BrokerURL(scheme, hosts, username, password, unquote(path), dict(parse_qsl(query)))
+
+
+def _parse_host(text: str, url: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        host, _, after = text[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise UsageError(f"malformed URL {redact(url)!r}: empty host")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"malformed URL {redact(url)!r}: bad port {port_text!r}")
+    return host, int(port_text)
+
+
+def register_secret(secret: str) -> None:
+    """Remember a password so :func:`scrub` removes it from any later text."""
+    if secret and len(secret) >= 3:
+        _SECRETS.add(secret)
+
+
+def redact(text: str) -> str:
+    """Mask the password of every URL in ``text`` and every registered secret."""
+    text = _USERINFO.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+    return scrub(text)
+
+
+def scrub(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+        quoted = quote(secret, safe="")
+        if quoted != secret:
+            text = text.replace(quoted, MASK)
+    return text

@@ -1,0 +1,169 @@
+"""Shared plumbing for the broker harness: paths, installs, pid files, waiting.
+
+Every broker keeps its data, logs and pid file under ``.brokers/<name>/`` in the
+repository, and ``.brokers/env`` collects the ``QCTL_TEST_*`` URLs that tests
+and benchmarks read.  Standard library only: this runs before qctl's venv exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BROKERS_DIR = REPO / ".brokers"
+ENV_FILE = BROKERS_DIR / "env"
+
+
+def log(message: str) -> None:
+    print(f"brokers: {message}", file=sys.stderr, flush=True)
+
+
+def broker_dir(name: str) -> Path:
+    path = BROKERS_DIR / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 600,
+        check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing output; on failure raise with its output attached."""
+    proc = subprocess.run(cmd, env=env, timeout=timeout, cwd=cwd, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-4000:]}")
+    return proc
+
+
+def apt_install(packages: dict[str, str]) -> None:
+    """Install Debian packages whose command (the dict value) is missing.
+
+    ``packages`` maps package name -> a path that exists once it is installed.
+    """
+    missing = [pkg for pkg, probe in packages.items() if not Path(probe).exists()]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError(f"missing packages {missing}: run as root or install them with apt-get")
+    log(f"installing {' '.join(missing)} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # policy-rc.d stops the packages' own system services from starting on the default ports.
+    policy = Path("/usr/sbin/policy-rc.d")
+    created_policy = not policy.exists()
+    if created_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        run(["apt-get", "update", "-qq"], env=env, timeout=900)
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env, timeout=1800)
+    finally:
+        if created_policy:
+            policy.unlink(missing_ok=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(what: str, check: Callable[[], bool], *, timeout: float,
+               proc: subprocess.Popen[bytes] | None = None, log_file: Path | None = None) -> None:
+    """Poll ``check`` until it is true; fail with the log tail on timeout or early exit."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited {proc.returncode}{tail(log_file)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not ready after {timeout:.0f}s{tail(log_file)}")
+        time.sleep(0.1)
+
+
+def tail(log_file: Path | None, chars: int = 6000) -> str:
+    if log_file is None or not log_file.exists():
+        return ""
+    return "\n--- log tail ---\n" + log_file.read_text(errors="replace")[-chars:]
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop_pid(pid_file: Path, *, grace: float = 30) -> bool:
+    """SIGTERM the process in ``pid_file``, SIGKILL after ``grace`` seconds. True if one ran."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def spawn(cmd: list[str], *, log_file: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-running process detached from our session, output to ``log_file``."""
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def read_env() -> dict[str, str]:
+    if not ENV_FILE.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def update_env(values: dict[str, str]) -> None:
+    """Merge ``values`` into ``.brokers/env`` (one KEY=value a line, sorted)."""
+    BROKERS_DIR.mkdir(parents=True, exist_ok=True)
+    merged = read_env() | values
+    ENV_FILE.write_text("".join(f"{key}={merged[key]}\n" for key in sorted(merged)))
+
+
+def remove_env(keys: list[str]) -> None:
+    current = read_env()
+    for key in keys:
+        current.pop(key, None)
+    BROKERS_DIR.mkdir(parents=True, exist_ok=True)
+    ENV_FILE.write_text("".join(f"{key}={current[key]}\n" for key in sorted(current)))
