@@ -108,7 +108,7 @@ class Adapter(abc.ABC):
     def publish(self, queue: str, messages: Iterable[Message], progress: Progress) -> int:
         """Publish ``messages`` (from a backup) to ``queue``, durably; return how many."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; adapters without connections need nothing
         """Release connections; safe to call twice."""
 
     def __enter__(self) -> Self:

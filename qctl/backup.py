@@ -24,7 +24,7 @@ class BackupWriter:
             raise UsageError(f"backup file {str(path)!r} already exists and is not empty",
                              hint="choose a new file; qctl never overwrites a backup")
         try:
-            self._file: IO[str] = open(path, "w", encoding="utf-8")
+            self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise UsageError(f"cannot write backup file {str(path)!r}: {exc.strerror}") from None
         self.path = path

@@ -91,7 +91,7 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
             hint = f" (see '{context.command_path} --help')"
         output.error(exc.format_message() + hint)
         return int(exc.exit_code) if exc.exit_code else int(ExitCode.USAGE)
-    except click_exceptions.Abort:
+    except typer.Abort:
         output.error("interrupted; nothing was lost")
         return int(ExitCode.INTERRUPTED)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qctl import __version__, output
+from qctl import __version__
 from qctl.boundary import errors_to_exit_codes, run_app
 
 app = typer.Typer(
@@ -28,14 +28,18 @@ config_app = typer.Typer(help="Show the profiles in the config file (secrets mas
 app.add_typer(config_app, name="config")
 
 URL_HELP = "Broker URL (redis://, amqp://, kafka://...); overrides QCTL_URL and the profile's url."
-UrlOption = Annotated[Optional[str], typer.Option("-u", "--url", help=URL_HELP, show_default=False, metavar="URL")]
+UrlOption = Annotated[Optional[str], typer.Option(
+    "-u", "--url", help=URL_HELP, show_default=False, metavar="URL")]
 UrlsOption = Annotated[Optional[list[str]], typer.Option(
     "-u", "--url", help=URL_HELP + " Repeat for several brokers.", show_default=False, metavar="URL")]
-ProfileOption = Annotated[Optional[str], typer.Option("-p", "--profile", help="Profile from the config file.", metavar="NAME")]
+ProfileOption = Annotated[Optional[str], typer.Option(
+    "-p", "--profile", help="Profile from the config file.", metavar="NAME")]
 ProfilesOption = Annotated[Optional[list[str]], typer.Option(
     "-p", "--profile", help="Profile from the config file. Repeat for several brokers.", metavar="NAME")]
-OutputOption = Annotated[str, typer.Option("-o", "--output", help="table, json, jsonl, csv (stats also prom).", metavar="FORMAT")]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the broker.", min=0.1, metavar="SECONDS")]
+OutputOption = Annotated[str, typer.Option(
+    "-o", "--output", help="table, json, jsonl, csv (stats also prom).", metavar="FORMAT")]
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", help="Seconds to wait for the broker.", min=0.1, metavar="SECONDS")]
 ManagementOption = Annotated[Optional[str], typer.Option(
     "--management-url", help="RabbitMQ management API, e.g. http://host:15672.", metavar="URL")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still masked).")]
@@ -72,8 +76,8 @@ def stats(
                                                       metavar="N")] = None,
     fail_lag_above: Annotated[Optional[int], typer.Option("--fail-lag-above", help="Exit 5 if any lag > N.",
                                                           metavar="N")] = None,
-    include_internal: Annotated[bool, typer.Option("--include-internal",
-                                                   help="Also list internal topics (Kafka __consumer_offsets...).")] = False,
+    include_internal: Annotated[bool, typer.Option(
+        "--include-internal", help="Also list internal topics (Kafka __consumer_offsets...).")] = False,
     timeout: TimeoutOption = 10.0,
     management_url: ManagementOption = None,
     quiet: QuietOption = False,

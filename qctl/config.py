@@ -20,7 +20,7 @@ from typing import Any
 from qctl import urls
 from qctl.adapter import ConnectOptions, TLSFiles
 from qctl.deadletter import DeadLetterNaming
-from qctl.errors import ConfigError
+from qctl.errors import ConfigError, UsageError
 from qctl.urls import BrokerURL
 
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -104,11 +104,15 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
     list_end = table.get("list_end")
     if list_end not in (None, "left", "right"):
         raise ConfigError(f"{where}: list_end must be 'left' or 'right'")
-    if table.get("url"):
-        urls.parse(str(table["url"]))  # registers its password for redaction; fails early
+    url = _opt_str(table, "url", where)
+    if url:
+        try:
+            urls.parse(url)  # registers its password for redaction; fails early
+        except UsageError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return Profile(
         name=name,
-        url=_opt_str(table, "url", where),
+        url=url,
         password_env=_opt_str(table, "password_env", where),
         password_file=_opt_str(table, "password_file", where),
         management_url=_opt_str(table, "management_url", where),

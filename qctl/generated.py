@@ -19,3 +19,158 @@ def completion_script(shell: str) -> str:
 
     script = get_completion_script(prog_name="qctl", complete_var=COMPLETE_VAR, shell=shell)
     return script.rstrip("\n") + "\n"
+
+
+# --- the man page ------------------------------------------------------------
+
+MAN_HEADER = '.TH QCTL 1 "" "qctl {version}" "User Commands"'
+MAN_PROSE = {
+    "NAME": "qctl \\- queue depth, peek, purge and dead-letter redrive for Redis, RabbitMQ and Kafka",
+    "DESCRIPTION": (
+        "qctl talks to Redis, RabbitMQ and Apache Kafka through one adapter per URL scheme. "
+        "Its output, exit codes and errors are an API for shell scripts and cron: data goes to stdout, "
+        "progress, warnings and errors to stderr, and every error is one line, "
+        "\\fBqctl: error: WHAT\\fR.\n.PP\n"
+        "Destructive commands ask first (or need \\fB\\-\\-yes\\fR) and have \\fB\\-\\-dry\\-run\\fR; "
+        "moves acknowledge the source only after the target has the message."
+    ),
+}
+MAN_URLS = [
+    ("redis://[user:pass@]host[:port][/db], rediss:// (TLS), unix:///path?db=N",
+     "Redis 6 or later. A list, stream or sorted set is a queue. Redis Cluster is detected from the server."),
+    ("amqp://user:pass@host[:port][/vhost], amqps:// (TLS)",
+     "RabbitMQ 3.10 or later. The vhost is URL-encoded (%2F is /). The management API is http://host:15672 "
+     "unless ?management=URL, the profile's management_url or \\-\\-management\\-url say otherwise."),
+    ("kafka://host:port[,host:port...], kafka+ssl://",
+     "Apache Kafka 3.x or later. SASL via user:pass@ plus ?sasl_mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512."),
+]
+MAN_CONFIG = (
+    "The broker comes from \\fB\\-u\\fR/\\fB\\-p\\fR, then \\fBQCTL_URL\\fR/\\fBQCTL_PROFILE\\fR, then the config "
+    "file's \\fBdefault_profile\\fR, then redis://localhost:6379/0. The config file is \\fB$QCTL_CONFIG\\fR, else "
+    "\\fB$XDG_CONFIG_HOME/qctl/config.toml\\fR (~/.config/qctl/config.toml):\n"
+    ".PP\n.nf\n"
+    "default_profile = \"prod\"\n\n"
+    "[profiles.prod]\n"
+    "url = \"amqp://ops@rabbit.internal:5672/%2F\"\n"
+    "password_env = \"RABBIT_PASSWORD\"        # or password_file = \"/etc/qctl/rabbit.pw\"\n"
+    "management_url = \"https://rabbit.internal:15671\"\n"
+    "ca_file = \"/etc/ssl/internal-ca.pem\"    # cert_file, key_file, verify = true\n"
+    "protected = [\"payments*\"]               # purge refuses these unless \\-\\-force\n"
+    "list_end = \"right\"                      # Redis lists: the end consumers pop first\n\n"
+    "[profiles.prod.dead_letter]\n"
+    "suffixes = [\".failed\"]\n"
+    "prefixes = [\"failed:\"]\n"
+    ".fi\n.PP\n"
+    "A password is never printed: every URL shown anywhere has it replaced by ***. A config file readable by "
+    "others that holds a password gets a warning."
+)
+MAN_EXAMPLES = (
+    ".nf\n"
+    "qctl stats \\-u redis://localhost:6379/0 'orders*'\n"
+    "qctl peek \\-u amqp://guest:guest@localhost/%2F orders.dlq \\-n 5 \\-o jsonl\n"
+    "qctl purge \\-p prod orders \\-\\-backup orders.jsonl \\-\\-yes\n"
+    "qctl restore orders.jsonl \\-\\-to orders \\-p prod\n"
+    "qctl redrive \\-u kafka://k1:9092 orders.DLT \\-\\-rate 500 \\-\\-max\\-redrives 3\n"
+    "\n"
+    "# cron: feed node_exporter's textfile collector every minute\n"
+    "* * * * * qctl stats \\-p prod \\-o prom > /var/lib/node_exporter/qctl.prom.tmp && \\e\n"
+    "          mv /var/lib/node_exporter/qctl.prom.tmp /var/lib/node_exporter/qctl.prom\n"
+    "\n"
+    "# cron: alert when a dead-letter queue fills up (exit 5)\n"
+    "*/5 * * * * qctl stats \\-p prod 'orders*.dlq' \\-\\-fail\\-above 100 \\-q || notify\\-oncall\n"
+    ".fi"
+)
+MAN_ENVIRONMENT = [
+    ("QCTL_URL", "broker URL when no \\-u or \\-p is given"),
+    ("QCTL_PROFILE", "profile when no \\-u or \\-p is given"),
+    ("QCTL_CONFIG", "config file path"),
+    ("XDG_CONFIG_HOME", "where qctl/config.toml is looked up"),
+    ("QCTL_DEBUG", "1 to show tracebacks, like \\-\\-debug"),
+    ("NO_COLOR", "no colour in terminal output"),
+]
+
+
+def man_page() -> str:
+    """``man/qctl.1``, from the live command tree plus the fixed prose above."""
+    from qctl import __version__
+    from qctl.errors import EXIT_CODE_MEANINGS
+
+    lines = [MAN_HEADER.format(version=__version__)]
+    lines += [".SH NAME", MAN_PROSE["NAME"], ".SH SYNOPSIS",
+              ".B qctl\n\\fICOMMAND\\fR [\\fIOPTIONS\\fR] [\\fIARGS\\fR]...",
+              ".SH DESCRIPTION", MAN_PROSE["DESCRIPTION"], ".SH COMMANDS"]
+    for path, command in _commands():
+        lines += _man_command(path, command)
+    lines.append(".SH URLS")
+    for usage, text in MAN_URLS:
+        lines += [".TP", f".B {_roff(usage)}", text]
+    lines += [".SH CONFIGURATION", MAN_CONFIG, ".SH ENVIRONMENT"]
+    for name, text in MAN_ENVIRONMENT:
+        lines += [".TP", f".B {name}", text]
+    lines.append(".SH EXIT STATUS")
+    for code, meaning in EXIT_CODE_MEANINGS.items():
+        lines += [".TP", f".B {int(code)}", _roff(meaning)]
+    lines += [".SH EXAMPLES", MAN_EXAMPLES, ".SH SEE ALSO",
+              "The README and CONTRACT in the qctl repository; \\fBredis-cli\\fR(1), \\fBrabbitmqctl\\fR(8), "
+              "\\fBkcat\\fR(1)."]
+    return "\n".join(lines) + "\n"
+
+
+def _commands() -> list[tuple[str, object]]:
+    """(path, command) for every leaf command, depth first, in the app's order."""
+    from typer.main import get_command
+
+    from qctl.cli import app
+
+    found: list[tuple[str, object]] = []
+
+    def walk(prefix: str, group: object) -> None:
+        for name, command in getattr(group, "commands", {}).items():
+            path = f"{prefix} {name}".strip()
+            if getattr(command, "commands", None):
+                walk(path, command)
+            else:
+                found.append((path, command))
+
+    walk("", get_command(app))
+    return found
+
+
+def _man_command(path: str, command: object) -> list[str]:
+    params = getattr(command, "params", [])
+    args = " ".join(_argument(p) for p in params if p.param_type_name == "argument")
+    lines = [".SS " + f'"qctl {path}"', f".B qctl {path}\n[\\fIOPTIONS\\fR] {args}".rstrip(), ".PP",
+             _roff((getattr(command, "help", "") or "").strip().split("\n\n")[0])]
+    for param in params:
+        if param.param_type_name != "option":
+            continue
+        names = ", ".join(_roff(opt) for opt in param.opts)
+        metavar = f" \\fI{param.metavar}\\fR" if param.metavar and not getattr(param, "is_flag", False) else ""
+        lines += [".TP", f"\\fB{names}\\fR{metavar}", _roff(param.help or "")]
+    return lines
+
+
+def _argument(param: object) -> str:
+    name = f"\\fI{getattr(param, 'metavar', None) or str(getattr(param, 'name', '')).upper()}\\fR"
+    if getattr(param, "nargs", 1) == -1:
+        name += "..."
+    return name if getattr(param, "required", True) else f"[{name}]"
+
+
+def _roff(text: str) -> str:
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join(("\\&" + line) if line.startswith((".", "'")) else line for line in text.splitlines())
+
+
+def write_all(root: str = ".") -> None:
+    """Refresh the checked-in completions/ and man/ (``python -m qctl.generated``)."""
+    from pathlib import Path
+
+    base = Path(root)
+    for shell, filename in SHELLS.items():
+        (base / "completions" / filename).write_text(completion_script(shell))
+    (base / "man" / "qctl.1").write_text(man_page())
+
+
+if __name__ == "__main__":
+    write_all()

@@ -36,7 +36,7 @@ class BackendDriver(Protocol):
         """Remove the queue/topic if it exists."""
 
     def bad_password_url(self) -> str:
-        """A URL to the same broker with a wrong password (qctl must exit 3)."""
+        """A URL to the same broker whose password is the literal ``wrong-password`` (qctl must exit 3)."""
 
     def unreachable_url(self) -> str:
         """A URL where nothing listens (qctl must exit 3 quickly)."""
