@@ -7,6 +7,8 @@ and benchmarks read.  Standard library only: this runs before qctl's venv exists
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -14,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,16 +156,30 @@ def read_env() -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
+@contextlib.contextmanager
+def _env_locked() -> Iterator[None]:
+    # Several harness processes (parallel test runs, benchmarks) may edit the env file at once.
+    BROKERS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(BROKERS_DIR / "env.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write_env(values: dict[str, str]) -> None:
+    scratch = ENV_FILE.with_suffix(".tmp")
+    scratch.write_text("".join(f"{key}={values[key]}\n" for key in sorted(values)))
+    scratch.replace(ENV_FILE)  # readers never see a half-written file
+
+
 def update_env(values: dict[str, str]) -> None:
     """Merge ``values`` into ``.brokers/env`` (one KEY=value a line, sorted)."""
-    BROKERS_DIR.mkdir(parents=True, exist_ok=True)
-    merged = read_env() | values
-    ENV_FILE.write_text("".join(f"{key}={merged[key]}\n" for key in sorted(merged)))
+    with _env_locked():
+        _write_env(read_env() | values)
 
 
 def remove_env(keys: list[str]) -> None:
-    current = read_env()
-    for key in keys:
-        current.pop(key, None)
-    BROKERS_DIR.mkdir(parents=True, exist_ok=True)
-    ENV_FILE.write_text("".join(f"{key}={current[key]}\n" for key in sorted(current)))
+    with _env_locked():
+        current = read_env()
+        for key in keys:
+            current.pop(key, None)
+        _write_env(current)
