@@ -79,6 +79,9 @@ class Adapter(abc.ABC):
 
     def __init__(self, options: ConnectOptions) -> None:
         self.options = options
+        # Things the operator should know that are not data (e.g. "this peek marked messages
+        # redelivered"); the CLI prints them on stderr unless --quiet.
+        self.notices: list[str] = []
 
     @abc.abstractmethod
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:

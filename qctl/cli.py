@@ -93,7 +93,7 @@ def stats(
     if watch:
         commands.watch_stats(targets, request, output_format, watch)
         return
-    commands.run_stats(targets, request, output_format)
+    commands.run_stats(targets, request, output_format, quiet=quiet)
 
 
 @app.command()

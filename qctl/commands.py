@@ -55,6 +55,13 @@ def open_adapter(chosen: Target) -> Adapter:
     return cls(chosen.options)
 
 
+def print_notices(adapter: Adapter, quiet: bool) -> None:
+    if not quiet:
+        for notice in dict.fromkeys(adapter.notices):
+            output.note(notice)
+    adapter.notices.clear()
+
+
 # --- stats -----------------------------------------------------------------
 
 
@@ -111,10 +118,12 @@ def render_stats(records: list[dict[str, Any]], run: StatsRun, fmt: str, several
         output.rows(records, fmt, _stats_columns(run, several))
 
 
-def run_stats(chosen: Sequence[Target], run: StatsRun, fmt: str) -> None:
+def run_stats(chosen: Sequence[Target], run: StatsRun, fmt: str, *, quiet: bool = False) -> None:
     opened = _open_all(chosen, run.include_internal)
     try:
         records = collect_stats(opened, run)
+        for _, adapter in opened:
+            print_notices(adapter, quiet)
     finally:
         for _, adapter in opened:
             adapter.close()
@@ -184,6 +193,7 @@ def _watch_live(opened: Sequence[tuple[Target, Adapter]], run: StatsRun, interva
 def run_peek(chosen: Target, queue: str, request: PeekRequest, fmt: str, *, quiet: bool) -> None:
     with open_adapter(chosen) as adapter:
         messages = adapter.peek(queue, request)
+        print_notices(adapter, quiet)
     records = [message_to_json(message) for message in messages]
     if fmt == "table":
         output.rows([_peek_table_row(record) for record in records], fmt, PEEK_COLUMNS)
@@ -233,6 +243,7 @@ def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: boo
         finally:
             if writer is not None:
                 writer.close()
+        print_notices(adapter, quiet)
     output.result({"queue": result.queue, "purged": result.purged, "backup": result.backup}, fmt)
     if result.remaining_unacked and not quiet:
         output.note(f"{result.remaining_unacked} unacknowledged message(s) stay in {queue} "
@@ -251,6 +262,7 @@ def run_redrive(chosen: Target, dlq: str, request: RedriveRequest, fmt: str, *, 
             result = adapter.redrive(dlq, request, progress)
         finally:
             progress.finish()
+        print_notices(adapter, quiet)
     record = {"source": result.source, "moved": result.moved, "skipped": result.skipped,
               "failed": result.failed, "targets": dict(result.targets)}
     if result.dry_run:
