@@ -93,7 +93,7 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def depth(self, queue: str) -> int:
-        """Messages waiting in ``queue`` (QueueNotFound if it does not exist)."""
+        """Messages waiting in ``queue`` (QueueNotFound if it does not exist; Redis: 0)."""
 
     @abc.abstractmethod
     def peek(self, queue: str, request: PeekRequest) -> list[Message]:

@@ -87,7 +87,8 @@ def collect_stats(adapters: Sequence[tuple[Target, Adapter]], run: StatsRun) -> 
 
 
 def _stats_record(row: QueueStats, groups: bool) -> dict[str, Any]:
-    record = dataclasses.asdict(row)
+    # Rows hold flat values: a shallow dict is enough (asdict deep-copies, slow over 10k rows).
+    record = {field.name: getattr(row, field.name) for field in dataclasses.fields(row)}
     if not groups:
         record.pop("group")
     return record

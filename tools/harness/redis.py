@@ -335,6 +335,10 @@ def tls_down() -> None:
     stop(TLS)
 
 
+def tls_status() -> str:
+    return f"{NAME}: {describe(TLS)}"
+
+
 # --- cluster ------------------------------------------------------------------
 
 def cluster_info(instance: Instance) -> dict[str, str]:
