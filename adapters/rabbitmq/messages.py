@@ -1,0 +1,102 @@
+"""AMQP deliveries <-> :class:`qctl.models.Message`.
+
+A message's ``headers`` hold its AMQP headers plus every property that is set
+(``content_type``, ``message_id``, ...), JSON-safe; :func:`properties_from`
+turns them back into properties and headers for ``restore``.  ``x-death``
+becomes the contract's ``dead_letter``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pika.spec import BasicProperties
+
+from qctl.codec import BASE64_KEY, header_value, parse_iso
+from qctl.models import DeadLetter, Message
+
+PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
+                  "expiration", "message_id", "timestamp", "type", "user_id", "app_id")
+DELIVERY_COUNT = "x-delivery-count"
+REDRIVE_COUNT = "x-qctl-redrive-count"
+
+
+def first_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The most recent x-death entry (RabbitMQ keeps the array newest first)."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
+        return deaths[0]
+    return None
+
+
+def dead_letter_of(headers: Mapping[str, Any]) -> DeadLetter | None:
+    death = first_death(headers)
+    if death is None:
+        if "x-first-death-queue" not in headers:
+            return None
+        return DeadLetter(reason=_text(headers.get("x-first-death-reason")),
+                          source_queue=_text(headers.get("x-first-death-queue")), count=None, time=None)
+    moment = death.get("time")
+    return DeadLetter(reason=_text(death.get("reason")), source_queue=_text(death.get("queue")),
+                      count=int(death["count"]) if isinstance(death.get("count"), int) else None,
+                      time=_utc(moment) if isinstance(moment, datetime) else None)
+
+
+def to_message(queue: str, position: str, properties: BasicProperties, body: bytes, *,
+               redelivered: bool | None, quorum: bool = False) -> Message:
+    headers: dict[str, Any] = dict(properties.headers or {})
+    shown: dict[str, Any] = {name: getattr(properties, name) for name in PROPERTY_NAMES
+                             if getattr(properties, name) is not None}
+    shown.update(headers)
+    count = headers.get(DELIVERY_COUNT)
+    stamp = properties.timestamp
+    return Message(
+        queue=queue, position=position, body=bytes(body),
+        headers={name: header_value(value) for name, value in shown.items()},
+        timestamp=datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else None,
+        redelivered=redelivered,
+        delivery_count=int(count) if isinstance(count, int) else (0 if quorum else None),
+        dead_letter=dead_letter_of(headers),
+    )
+
+
+def properties_from(headers: Mapping[str, Any]) -> BasicProperties:
+    """Properties and AMQP headers from a Message's JSON-safe ``headers`` (for restore)."""
+    values = {name: headers[name] for name in PROPERTY_NAMES if headers.get(name) is not None}
+    rest = {name: _amqp_value(value) for name, value in headers.items() if name not in PROPERTY_NAMES}
+    if "x-death" in rest:
+        rest["x-death"] = [_death_times(entry) for entry in rest["x-death"]]
+    return BasicProperties(headers=rest or None, **values)
+
+
+def _amqp_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {BASE64_KEY}:
+            return base64.b64decode(value[BASE64_KEY])
+        return {key: _amqp_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_amqp_value(item) for item in value]
+    return value
+
+
+def _death_times(entry: Any) -> Any:
+    # x-death times are AMQP timestamps; JSON carried them as ISO text.
+    if isinstance(entry, dict) and isinstance(entry.get("time"), str):
+        try:
+            return {**entry, "time": parse_iso(entry["time"])}
+        except ValueError:
+            return entry
+    return entry
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
