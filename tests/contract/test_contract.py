@@ -143,7 +143,11 @@ def test_redrive_moves_dead_letters_back_to_their_source(driver: BackendDriver, 
     assert (result["source"], result["moved"], result["skipped"], result["failed"]) == (dlq, 5, 0, 0)
     assert result["targets"] == {source: 5}
     assert driver.contents(source) == BODIES
-    assert driver.contents(dlq) == []
+    if driver.name != "kafka":  # Kafka keeps records; its progress lives in the redrive group
+        assert driver.contents(dlq) == []
+    again = qctl("redrive", "-u", driver.url, "-o", "json", dlq)
+    assert (again.rc, again.json()["moved"]) == (0, 0), again
+    assert driver.contents(source) == BODIES
 
 
 def test_redrive_to_with_limit_moves_only_the_first(driver: BackendDriver, qctl: QctlRunner) -> None:

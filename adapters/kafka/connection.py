@@ -1,0 +1,149 @@
+"""Kafka clients built from qctl's ConnectOptions, and the one place driver errors become qctl errors.
+
+Every kafka-python call the adapter makes runs inside :func:`translated`, so no
+``kafka.errors`` exception escapes: unreachable/auth/timeout -> BrokerUnavailable
+(exit 3), unknown topic -> QueueNotFound (exit 4), policy/config refusals ->
+UsageError (exit 2).  Timeouts come from ``options.timeout`` for bootstrap and
+every request, so an unreachable bootstrap fails within ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from qctl.adapter import ConnectOptions
+from qctl.errors import BrokerUnavailable, QctlError, QueueNotFound, UsageError
+from qctl.urls import redact
+
+DEFAULT_PORT = 9092
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+CLIENT_ID = "qctl"
+
+
+def bootstrap_servers(options: ConnectOptions) -> list[str]:
+    return [f"{host}:{port or DEFAULT_PORT}" for host, port in options.url.hosts]
+
+
+def common_config(options: ConnectOptions) -> dict[str, Any]:
+    """Settings shared by admin, consumer and producer: servers, security, timeouts."""
+    timeout_ms = max(100, int(options.timeout * 1000))
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(options),
+        "client_id": CLIENT_ID,
+        "request_timeout_ms": timeout_ms,
+        "bootstrap_timeout_ms": timeout_ms,
+        # Fail fast on a dead broker instead of kafka-python's 30 s reconnect backoff ceiling.
+        "reconnect_backoff_max_ms": 1000,
+    }
+    config.update(_security(options))
+    return config
+
+
+def _security(options: ConnectOptions) -> dict[str, Any]:
+    url = options.url
+    tls = url.scheme == "kafka+ssl"
+    mechanism = url.query.get("sasl_mechanism")
+    if mechanism is None and url.username is not None:
+        mechanism = "PLAIN"  # userinfo without a mechanism: the common SASL/PLAIN setup
+    config: dict[str, Any] = {}
+    if mechanism is not None:
+        mechanism = mechanism.upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise UsageError(f"unsupported sasl_mechanism {mechanism!r}",
+                             hint="use one of " + ", ".join(SASL_MECHANISMS))
+        config.update(sasl_mechanism=mechanism, sasl_plain_username=url.username or "",
+                      sasl_plain_password=url.password or "")
+        config["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    else:
+        config["security_protocol"] = "SSL" if tls else "PLAINTEXT"
+    if tls:
+        config["ssl_context"] = _ssl_context(options)
+    return config
+
+
+def _ssl_context(options: ConnectOptions) -> ssl.SSLContext:
+    files = options.tls
+    try:
+        context = ssl.create_default_context(cafile=files.ca_file)
+        if files.cert_file:
+            context.load_cert_chain(files.cert_file, files.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load TLS files: {exc}") from None
+    if not files.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _classify(exc: Exception, what: str) -> QctlError:
+    from kafka import errors
+
+    text = redact(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, errors.UnknownTopicOrPartitionError):
+        return QueueNotFound(f"{what}: topic not found")
+    if isinstance(exc, (errors.PolicyViolationError, errors.InvalidConfigurationError,
+                        errors.InvalidTopicError, errors.InvalidGroupIdError)):
+        return UsageError(text)
+    if isinstance(exc, (errors.AuthorizationError, errors.SaslAuthenticationFailedError,
+                        errors.UnsupportedSaslMechanismError, errors.IllegalSaslStateError)):
+        return BrokerUnavailable(text, hint="check the user, password and sasl_mechanism in the URL")
+    if isinstance(exc, (errors.RetriableError, errors.KafkaConnectionError, errors.BrokerNotAvailableError,
+                        errors.UnrecognizedBrokerVersion, errors.KafkaProtocolError)):
+        return BrokerUnavailable(text, hint="is the broker running and the URL right? (--timeout raises the wait)")
+    return QctlError(text)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run a block of kafka-python calls; re-raise its errors as qctl errors saying ``what`` failed."""
+    from kafka import errors
+
+    try:
+        yield
+    except errors.KafkaError as exc:
+        raise _classify(exc, what) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerUnavailable(redact(f"{what}: {exc}")) from None
+
+
+def admin_client(options: ConnectOptions) -> Any:
+    from kafka import KafkaAdminClient
+
+    with translated(f"cannot connect to {options.url}"):
+        return KafkaAdminClient(**common_config(options))
+
+
+def reader(options: ConnectOptions, group_id: str | None = None, batch: int = 2000) -> Any:
+    """A consumer for assign + seek only: never subscribes, never auto-commits.
+
+    With ``group_id`` None it has no group at all (peek, purge backups); redrive passes
+    its progress group so it can commit offsets without ever joining the group.
+    """
+    from kafka import KafkaConsumer
+
+    with translated(f"cannot connect to {options.url}"):
+        return KafkaConsumer(**common_config(options), group_id=group_id, enable_auto_commit=False,
+                             auto_offset_reset="earliest", allow_auto_create_topics=False,
+                             max_poll_records=batch, fetch_max_wait_ms=100,
+                             # CRC32C is pure Python here (~9 MB/s); TCP and the broker already check it.
+                             check_crcs=False,
+                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+
+
+def writer(options: ConnectOptions) -> Any:
+    """A durable producer: acks=all and idempotent, large batches for throughput.
+
+    gzip (zlib, in C) shrinks each batch before kafka-python's pure-Python CRC32C
+    runs over it: redrive goes ~1.7x faster than uncompressed.
+    """
+    from kafka import KafkaProducer
+
+    timeout_ms = max(100, int(options.timeout * 1000))
+    with translated(f"cannot connect to {options.url}"):
+        return KafkaProducer(**common_config(options), acks="all", enable_idempotence=True,
+                             allow_auto_create_topics=False, max_block_ms=timeout_ms,
+                             batch_size=512 * 1024, linger_ms=20, compression_type="gzip",
+                             max_request_size=8 * 1024 * 1024)

@@ -1,0 +1,76 @@
+"""Consumer groups per topic: which groups read a topic, their lag and their members.
+
+A group "consumes" a topic when it has committed offsets on it or when one of
+its members subscribes to it or is assigned one of its partitions, so a group
+with no active members still counts (its lag keeps growing) and a brand-new
+group shows up before its first commit.  A partition the group never committed
+counts from the log start: the records there are waiting for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qctl.adapters.kafka.cluster import Bounds, Cluster
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOnTopic:
+    group: str
+    lag: int
+    members: int
+
+
+def member_topics(member: Mapping[str, Any]) -> set[str]:
+    """Topics a group member subscribes to or is assigned (decoded by kafka-python, dict or object)."""
+    topics: set[str] = set()
+    assignment = member.get("member_assignment")
+    for item in _field(assignment, "assigned_partitions") or []:
+        topic = _field(item, "topic")
+        if topic is None and isinstance(item, (list, tuple)) and item:
+            topic = item[0]
+        if topic:
+            topics.add(str(topic))
+    subscription = member.get("member_metadata")
+    topics.update(str(topic) for topic in (_field(subscription, "topics") or []))
+    return topics
+
+
+def _field(value: Any, name: str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def groups_by_topic(cluster: Cluster, bounds: Mapping[Any, Bounds],
+                    topics: Sequence[str]) -> dict[str, list[GroupOnTopic]]:
+    """For each of ``topics``: the groups consuming it, with lag and member count (3-4 requests in all)."""
+    group_ids = cluster.groups()
+    if not group_ids or not topics:
+        return {topic: [] for topic in topics}
+    committed = cluster.committed({group: None for group in group_ids})
+    members = cluster.members(group_ids)
+    wanted = set(topics)
+    by_topic: dict[str, list[GroupOnTopic]] = {topic: [] for topic in topics}
+    partitions_of: dict[str, list[Any]] = {}
+    for tp in bounds:
+        partitions_of.setdefault(tp.topic, []).append(tp)
+    for group in group_ids:
+        offsets = committed.get(group, {})
+        member_counts = _members_per_topic(members.get(group, []), wanted)
+        used = {tp.topic for tp in offsets if tp.topic in wanted} | set(member_counts)
+        for topic in sorted(used):
+            lag = sum(bounds[tp].end - max(offsets.get(tp, bounds[tp].start), bounds[tp].start)
+                      for tp in partitions_of.get(topic, []))
+            by_topic[topic].append(GroupOnTopic(group, max(0, lag), member_counts.get(topic, 0)))
+    return by_topic
+
+
+def _members_per_topic(members: Sequence[Mapping[str, Any]], wanted: set[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for member in members:
+        for topic in member_topics(member) & wanted:
+            counts[topic] = counts.get(topic, 0) + 1
+    return counts
