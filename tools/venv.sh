@@ -18,7 +18,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.qctl-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    # Quiet unless it fails: setuptools' editable-install warnings are noise here.
+    log=.venv/pip-install.log
+    if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+        cat "$log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
