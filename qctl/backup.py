@@ -13,13 +13,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from qctl.adapter import NoProgress, Progress
 from qctl.codec import message_from_json, message_to_json
 from qctl.errors import UsageError
 from qctl.models import Message
 
 
 class BackupWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, progress: Progress | None = None) -> None:
         if path.exists() and path.stat().st_size > 0:
             raise UsageError(f"backup file {str(path)!r} already exists and is not empty",
                              hint="choose a new file; qctl never overwrites a backup")
@@ -29,6 +30,7 @@ class BackupWriter:
             raise UsageError(f"cannot write backup file {str(path)!r}: {exc.strerror}") from None
         self.path = path
         self.written = 0
+        self.progress = progress or NoProgress()
 
     def write(self, messages: Sequence[Message]) -> None:
         """Append ``messages`` and make them durable before returning."""
@@ -37,6 +39,7 @@ class BackupWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self.written += len(messages)
+        self.progress.advance(len(messages))
 
     def close(self) -> None:
         if not self._file.closed:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qctl import config, output, registry
-from qctl.adapter import Adapter
+from qctl.adapter import Adapter, NoProgress, Progress
 from qctl.codec import message_to_json
 from qctl.config import Target
 from qctl.errors import PartialRedrive, ThresholdCrossed, UsageError
@@ -235,13 +235,18 @@ def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: boo
         if not run.yes:
             confirm_purge(chosen, queue, depth)
         writer = None
+        progress: Progress = NoProgress()
         if run.backup is not None:
             from qctl.backup import BackupWriter
+            from qctl.progress import for_terminal
 
-            writer = BackupWriter(run.backup)
+            progress = for_terminal(quiet)
+            writer = BackupWriter(run.backup, progress)
+            progress.start(depth, f"backup and purge {queue}")
         try:
             result = adapter.purge(queue, PurgeRequest(backup=writer))
         finally:
+            progress.finish()
             if writer is not None:
                 writer.close()
         print_notices(adapter, quiet)

@@ -98,3 +98,26 @@ def test_stats_watch_redraws_until_ctrl_c(tmux: Tmux, redis_url: str, orders: tu
     tmux.send("C-c")
     screen = tmux.wait_for(lambda s: "EXIT=" in s)
     assert "EXIT=0" in screen, screen
+
+
+def test_redrive_draws_a_progress_bar_on_a_terminal(tmux: Tmux, redis_url: str, orders: tuple[str, object]) -> None:
+    name, client = orders
+    dlq = f"{name}:dlq"
+    client.lpush(dlq, *[f"d{i}".encode() for i in range(300)])  # type: ignore[attr-defined]
+    tmux.start("redrive", "-u", redis_url, dlq, "--rate", "150")
+    during = tmux.wait_for(lambda s: "/300" in s and "EXIT=" not in s)
+    assert f"redrive {dlq}" in during
+    screen = tmux.wait_for(lambda s: "EXIT=" in s)
+    assert "300/300" in screen and "EXIT=0" in screen, screen
+    assert client.llen(name) == 307  # type: ignore[attr-defined]
+
+
+def test_purge_backup_draws_a_progress_bar_on_a_terminal(tmux: Tmux, redis_url: str, orders: tuple[str, object],
+                                                         tmp_path: Path) -> None:
+    name, client = orders
+    backup = tmp_path / "backup.jsonl"
+    tmux.start("purge", "-u", redis_url, name, "--yes", "--backup", str(backup))
+    screen = tmux.wait_for(lambda s: "EXIT=" in s)
+    assert "7/7" in screen and "EXIT=0" in screen, screen
+    assert len(backup.read_text().splitlines()) == 7
+    assert client.llen(name) == 0  # type: ignore[attr-defined]
