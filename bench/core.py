@@ -3,8 +3,9 @@
     .venv/bin/python bench/core.py [--restart-brokers] [--runs N]
 
 Uses hyperfine (medians of N runs after warm-up) for qctl itself and, for
-comparison, redis-cli / rabbitmqctl / kafka-topics-free peers where one
-exists for the same question.  With --restart-brokers it also times
+comparison, `redis-cli LLEN` (the cheapest peer answer to the same question;
+the per-backend peers are in bench/redis.py, rabbitmq.py, kafka.py).  With
+--restart-brokers it also times
 `tools/brokers down X; tools/brokers up X` for each broker (cold start with
 data kept, as a test run or the demo sees it).  Writes bench/results/core.md.
 """
