@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from qctl.adapter import Adapter, ConnectOptions, Progress
 from qctl.adapters.rabbitmq.connection import Session
-from qctl.adapters.rabbitmq.errors import ManagementUnavailable, translated
+from qctl.adapters.rabbitmq.errors import translated
 from qctl.adapters.rabbitmq.management import Management
 from qctl.adapters.rabbitmq.messages import properties_from
-from qctl.adapters.rabbitmq.peek import peek
+from qctl.adapters.rabbitmq.peek import peek, queue_facts
 from qctl.adapters.rabbitmq.publisher import ConfirmedPublisher
 from qctl.adapters.rabbitmq.purge import purge
 from qctl.adapters.rabbitmq.redrive import Redrive
@@ -38,7 +37,7 @@ class RabbitMQAdapter(Adapter):
 
     def peek(self, queue: str, request: PeekRequest) -> list[Message]:
         with translated(self.session.where, f"peek {queue!r}"):
-            messages = peek(self.session, self._row(queue), queue, request)
+            messages = peek(self.session, queue_facts(self.management, queue), queue, request)
         if any(message.redelivered is not None for message in messages):
             # Classic and quorum queues can only be read by taking and returning messages.
             self.notices.append(f"peek took and returned {len(messages)} message(s) in order; RabbitMQ now "
@@ -69,12 +68,6 @@ class RabbitMQAdapter(Adapter):
             raise BrokerUnavailable(f"{failed} message(s) were not accepted by {queue!r} ({confirmed} were)",
                                     hint="was the queue deleted meanwhile? rerun restore for the rest")
         return confirmed
-
-    def _row(self, queue: str) -> dict[str, Any] | None:
-        try:
-            return self.management.queue(queue)
-        except ManagementUnavailable:
-            return None  # named-queue commands work over AMQP alone
 
     def close(self) -> None:
         self.session.close()

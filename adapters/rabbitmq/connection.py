@@ -6,11 +6,19 @@ purge --backup, restore) work on the underlying asynchronous channel
 (``BlockingChannel._impl``) and drive I/O here with :meth:`Session.pump`;
 synchronous requests (passive declares, purge) run under :meth:`Session.deadline`
 so that ``--timeout`` bounds every request, not only the connect.
+
+pika writes every frame with its own ``send()``: a publish is three frames, so
+three syscalls and, with TCP_NODELAY, three segments the broker reads one by
+one.  :func:`coalesce_writes` joins whatever is queued when the socket becomes
+writable into one ``send()``; on a 100,000-message redrive that took the
+client's system time from 0.4 s to under 0.1 s per 50,000 messages and the
+broker's CPU by about 15% (bench/results/rabbitmq.md).
 """
 
 from __future__ import annotations
 
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +29,12 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from qctl.adapter import ConnectOptions
-from qctl.adapters.rabbitmq.errors import NOT_FOUND, RequestTimeout, channel_error, translated
+from qctl.adapters.rabbitmq.errors import NOT_FOUND, QueueLocked, RequestTimeout, channel_error, translated
 from qctl.errors import BrokerUnavailable, QueueNotFound
 from qctl.urls import redact
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
+JOIN_BYTES = 256 * 1024  # outgoing frames are sent in chunks of about this size
 
 
 def vhost_of(options: ConnectOptions) -> str:
@@ -79,6 +88,7 @@ class Session:
         if self._connection is None or self._connection.is_closed:
             with translated(self.where, "connect"):
                 self._connection = BlockingConnection(parameters(self.options))
+            coalesce_writes(self._connection)
         return self._connection
 
     def channel(self) -> BlockingChannel:
@@ -127,6 +137,8 @@ class Session:
             self.passive(queue)
         except QueueNotFound:
             return False
+        except QueueLocked:
+            return True  # another connection's exclusive queue: it exists (and takes publishes)
         return True
 
     def exchange_exists(self, exchange: str) -> bool:
@@ -164,6 +176,44 @@ class Session:
                 connection.close()
             except (pe.AMQPError, OSError):
                 pass  # closing is best effort; unacked messages return to their queues anyway
+
+
+def coalesce_writes(connection: BlockingConnection) -> None:
+    """Send the frames queued on ``connection`` in chunks of up to JOIN_BYTES, one ``send()`` each.
+
+    Wraps the pika transport's ``_produce`` (which loops ``send()`` over its deque of frames) on this
+    instance; if pika's internals are not what this expects, it leaves them alone.
+    """
+    transport: Any = getattr(getattr(connection, "_impl", None), "_transport", None)
+    buffers = getattr(transport, "_tx_buffers", None)
+    produce = getattr(transport, "_produce", None)
+    if not isinstance(buffers, deque) or not callable(produce):
+        return
+
+    def produce_joined() -> None:
+        if len(buffers) > 1:
+            chunks: list[bytes] = []
+            parts: list[bytes] = []
+            size = 0
+            for part in buffers:
+                if len(part) >= JOIN_BYTES:
+                    if parts:
+                        chunks.append(b"".join(parts))
+                        parts, size = [], 0
+                    chunks.append(part)
+                    continue
+                parts.append(part)
+                size += len(part)
+                if size >= JOIN_BYTES:
+                    chunks.append(b"".join(parts))
+                    parts, size = [], 0
+            if parts:
+                chunks.append(b"".join(parts))
+            buffers.clear()
+            buffers.extend(chunks)
+        produce()
+
+    transport._produce = produce_joined
 
 
 def require_open(channel: BlockingChannel, what: str) -> None:

@@ -6,14 +6,18 @@ cancelled as soon as it has delivered that many; only messages of cancelled
 windows may be acked (``ackable_tag``), which is what keeps the total bounded:
 a redrive that moves messages into a queue which dead-letters them straight
 back cannot take them a second time.  The next window starts at once, so the
-broker's pipeline never drains.  Messages are held unacked by the caller, who
-acks (or nacks) by delivery tag on :attr:`channel`.
+broker's pipeline never drains -- unless ``hold()`` says the caller has enough
+in flight (redrive: too many publishes awaiting their confirms), in which case
+the next window opens on a later :meth:`BoundedConsumer.poll`.  Messages are
+held unacked by the caller, who acks (or nacks) by delivery tag on
+:attr:`channel`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +40,10 @@ class Delivery:
 
 
 class BoundedConsumer:
-    def __init__(self, session: Session, queue: str, budget: int, window: int = WINDOW) -> None:
+    def __init__(self, session: Session, queue: str, budget: int, window: int = WINDOW,
+                 hold: Callable[[], bool] | None = None) -> None:
         self.session = session
+        self.hold = hold or (lambda: False)
         self.queue = queue
         self.budget = budget
         self.window = max(1, min(window, 65535))
@@ -50,12 +56,17 @@ class BoundedConsumer:
         self._window_left = 0
         self._last_tag = 0
         self._last_delivery = time.monotonic()
+        self._prefetch = 0
         self.exhausted = budget <= 0
 
     def _open_window(self) -> None:
         size = min(self.window, self.budget - self.received)
         self._window_left = size
-        self._impl.basic_qos(prefetch_count=size)
+        if size != self._prefetch:
+            # basic.qos is a synchronous request: pika holds the consume until qos-ok comes back, a round
+            # trip with nothing delivered.  Every window but the last has the same size, so it is set once.
+            self._impl.basic_qos(prefetch_count=size)
+            self._prefetch = size
         # The BlockingChannel wrapper records each consume-ok once; clear it for the next window.
         self.channel._basic_consume_ok_result.reset()
         self._tag = self._impl.basic_consume(self.queue, self._on_message)
@@ -69,10 +80,10 @@ class BoundedConsumer:
         self._window_left -= 1
         if self._window_left == 0:
             self._close_window()
-            if self.received < self.budget:
-                self._open_window()
-            else:
+            if self.received >= self.budget:
                 self.exhausted = True
+            elif not self.hold():
+                self._open_window()
 
     def _close_window(self) -> None:
         # No callback: the broker will deliver nothing more to a consumer without credit.
@@ -82,7 +93,7 @@ class BoundedConsumer:
 
     def poll(self, max_wait: float, ready: Any = None) -> None:
         """Pump I/O until a delivery (or ``ready()``), at most ``max_wait`` seconds."""
-        if self._tag is None and not self.exhausted:
+        if self._tag is None and not self.exhausted and not self.hold():
             self._open_window()
         count = len(self.inbox)
         self.session.pump(lambda: len(self.inbox) != count or bool(ready and ready()), max_wait)

@@ -2,21 +2,26 @@
 
 The exchange and routing key come from the queue's arguments
 (``x-dead-letter-exchange``, ``x-dead-letter-routing-key``) or its effective
-policy (``dead-letter-exchange``, ``dead-letter-routing-key``); without a key
-RabbitMQ uses the message's own routing key, which for the usual publish
-through the default exchange is the queue's name.  The default exchange ``""``
-routes straight to the queue named by the key; other exchanges are followed
-through their bindings (direct, fanout, topic; headers: the first queue bound).
-Bindings are read once per exchange, not once per queue.
+policy (``dead-letter-exchange``, ``dead-letter-routing-key``); the argument
+wins, as in RabbitMQ.  Without a key RabbitMQ uses the message's own routing
+key, which for the usual publish through the default exchange is the queue's
+name.  The default exchange ``""`` routes straight to the queue named by the
+key; other exchanges are followed through their bindings (direct, fanout,
+topic; headers: the first queue bound).  Bindings are read once per exchange,
+and when a listing names many dead-letter exchanges, all exchanges and bindings
+of the vhost are read in two requests instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from qctl.adapters.rabbitmq.management import Management
+from qctl.adapters.rabbitmq.policies import queue_setting
+
+BULK_EXCHANGES = 8  # more distinct dead-letter exchanges than this: read all bindings at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,27 +30,27 @@ class DeadLetterRoute:
     routing_key: str
 
 
-def route_of(row: Mapping[str, Any]) -> DeadLetterRoute | None:
-    """The dead-letter exchange and key of a management-API queue row, if it has one."""
-    arguments = row.get("arguments") or {}
-    policy = row.get("effective_policy_definition") or {}
-    if not isinstance(policy, Mapping):  # the API gives [] for "no policy" in some versions
-        policy = {}
-    exchange = arguments.get("x-dead-letter-exchange", policy.get("dead-letter-exchange"))
+def route_of(name: str, arguments: Mapping[str, Any], definition: Mapping[str, Any]) -> DeadLetterRoute | None:
+    """The dead-letter exchange and key of a queue, from its arguments and effective policy definition."""
+    exchange = queue_setting("dead-letter-exchange", arguments, definition)
     if exchange is None:
         return None
-    key = arguments.get("x-dead-letter-routing-key", policy.get("dead-letter-routing-key"))
-    return DeadLetterRoute(str(exchange), str(key) if key is not None else str(row.get("name", "")))
+    key = queue_setting("dead-letter-routing-key", arguments, definition)
+    return DeadLetterRoute(_text(exchange), _text(key) if key is not None else name)
 
 
-def delivery_limit(row: Mapping[str, Any]) -> int | None:
-    """A quorum queue's delivery limit (argument wins over policy, as in RabbitMQ 3.10)."""
-    arguments = row.get("arguments") or {}
-    policy = row.get("effective_policy_definition") or {}
-    value = arguments.get("x-delivery-limit")
-    if value is None and isinstance(policy, Mapping):
-        value = policy.get("delivery-limit")
-    return int(value) if isinstance(value, (int, float, str)) and str(value).strip().isdigit() else None
+def delivery_limit(arguments: Mapping[str, Any], definition: Mapping[str, Any]) -> int | None:
+    """A quorum queue's delivery limit: the smaller of argument and policy, as RabbitMQ 3.10 takes it."""
+    value = queue_setting("delivery-limit", arguments, definition)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def topic_matches(pattern: str, key: str) -> bool:
@@ -78,6 +83,19 @@ class DeadLetterResolver:
             if self._binding_matches(kind, str(binding.get("routing_key", "")), route.routing_key):
                 return str(binding["destination"])
         return None
+
+    def prefetch(self, routes: Iterable[DeadLetterRoute]) -> None:
+        """Many distinct dead-letter exchanges: read every exchange and binding in two requests."""
+        wanted = {route.exchange for route in routes if route.exchange} - set(self._exchanges)
+        if len(wanted) <= BULK_EXCHANGES:
+            return
+        kinds = self.management.exchanges()
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for binding in self.management.bindings():
+            by_source.setdefault(str(binding.get("source", "")), []).append(binding)
+        for name in wanted:
+            kind = kinds.get(name)
+            self._exchanges[name] = (kind, by_source.get(name, []) if kind else [])
 
     def _exchange(self, name: str) -> tuple[str | None, list[dict[str, Any]]]:
         if name not in self._exchanges:

@@ -17,6 +17,7 @@ from qctl.urls import redact
 
 NOT_FOUND = 404
 ACCESS_REFUSED = 403
+RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 NOT_IMPLEMENTED = 540
 
@@ -29,6 +30,10 @@ class ManagementUnavailable(BrokerUnavailable):
     """The management API did not answer (port closed, plugin off, refused credentials)."""
 
 
+class QueueLocked(UsageError):
+    """RESOURCE_LOCKED: an exclusive queue of another connection (even a passive declare is refused)."""
+
+
 def channel_error(exc: pe.ChannelClosedByBroker, what: str) -> QctlError:
     text = redact(str(exc.reply_text))
     if exc.reply_code == NOT_FOUND:
@@ -36,6 +41,8 @@ def channel_error(exc: pe.ChannelClosedByBroker, what: str) -> QctlError:
     if exc.reply_code == ACCESS_REFUSED:
         return BrokerUnavailable(f"{what}: access refused: {text}",
                                  hint="check the user's permissions on this vhost")
+    if exc.reply_code == RESOURCE_LOCKED:
+        return QueueLocked(f"{what}: the broker refused: {text}")
     return UsageError(f"{what}: the broker refused: {text}")
 
 

@@ -1,10 +1,14 @@
 """A small client for the RabbitMQ management HTTP API (standard library only).
 
-Listing pages through ``/api/queues/<vhost>`` asking only for the needed
-columns; after the first page the rest are fetched a few at a time in
-parallel, so 5,000 queues cost ten requests and about the time of three.
-urllib is enough for a handful of GETs with basic auth; a client library would
-not earn its place.
+What a ``stats`` listing asks for (see :mod:`qctl.adapters.rabbitmq.stats` for
+the measurements behind it): one ``/api/queues/<vhost>`` request with
+``disable_stats=true&enable_queue_totals=true`` and only the columns used, plus
+``/api/consumers/<vhost>`` (consumer counts), ``/api/policies/<vhost>`` and
+``/api/operator-policies/<vhost>`` (the effective policy) and ``/api/whoami``,
+the small ones in parallel with the big one.  The paged listing with the
+statistics database's columns (:meth:`Management.queues_paged`) remains for
+users whose tags do not show every consumer.  urllib is enough for a handful of
+GETs with basic auth; a client library would not earn its place.
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from urllib.parse import quote, unquote, urlencode
 from qctl.adapter import ConnectOptions
 from qctl.adapters.rabbitmq.connection import tls_context, vhost_of
 from qctl.adapters.rabbitmq.errors import ManagementUnavailable
+from qctl.adapters.rabbitmq.policies import PolicyBook
 from qctl.errors import QueueNotFound
 from qctl.urls import redact
 
 PAGE_SIZE = 500
-PARALLEL_PAGES = 4
+PARALLEL_PAGES = 2
 QUEUE_COLUMNS = ("name", "type", "messages_ready", "messages_unacknowledged", "consumers", "arguments",
                  "effective_policy_definition", "policy")
+# disable_stats + enable_queue_totals: counts straight from the queues, no statistics database.
+LISTING_COLUMNS = ("name", "type", "arguments", "policy", "messages_ready", "messages_unacknowledged")
+# Users with these tags see every consumer in /api/consumers; others only their own connections'.
+MONITOR_TAGS = frozenset({"administrator", "monitoring"})
 HINT = "pass --management-url http://HOST:15672 (or the profile's management_url), or enable rabbitmq_management"
 
 
@@ -46,6 +55,7 @@ class Management:
         user, password = options.url.username or "guest", options.url.password or "guest"
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._context: ssl.SSLContext | None = tls_context(options) if self.base.startswith("https:") else None
+        self._tags: frozenset[str] | None = None
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET ``path`` and decode its JSON; None when the API answers 404."""
@@ -67,8 +77,70 @@ class Management:
             raise ManagementUnavailable(f"the management API at {shown} is unreachable: {redact(str(reason))}",
                                         hint=HINT) from None
 
-    def queues(self) -> list[dict[str, Any]]:
-        """Every queue of the vhost (only the needed columns), in pages of 500."""
+    def queue_listing(self) -> list[dict[str, Any]]:
+        """Every queue of the vhost in one request: name, type, arguments, policy name, ready, unacked.
+
+        With ``disable_stats=true&enable_queue_totals=true`` RabbitMQ 3.10 asks each queue for its
+        totals (as ``rabbitmqctl list_queues`` does) instead of joining the statistics database.  It
+        does so for the whole vhost before it pages, so this listing is not paged: see stats.py.
+        """
+        rows = self.get(f"/api/queues/{self.vhost}", {
+            "disable_stats": "true", "enable_queue_totals": "true", "columns": ",".join(LISTING_COLUMNS)})
+        if rows is None:
+            raise QueueNotFound(f"vhost {unquote(self.vhost)!r} not found")
+        return rows if isinstance(rows, list) else []
+
+    def consumer_counts(self) -> dict[str, int] | None:
+        """Consumers per queue, or None when the API cannot show them all.
+
+        ``/api/consumers`` lists only the caller's own consumers unless the user is tagged
+        ``administrator`` or ``monitoring``, and answers 400 when statistics are disabled on the node.
+        """
+        if not MONITOR_TAGS & self.tags():
+            return None
+        try:
+            rows = self.get(f"/api/consumers/{self.vhost}", {"columns": "queue.name"})
+        except ManagementUnavailable:
+            return None
+        counts: dict[str, int] = {}
+        for row in rows if isinstance(rows, list) else []:
+            queue = row.get("queue") if isinstance(row, dict) else None
+            if isinstance(queue, dict) and "name" in queue:
+                counts[str(queue["name"])] = counts.get(str(queue["name"]), 0) + 1
+        return counts
+
+    def tags(self) -> frozenset[str]:
+        if self._tags is None:
+            row = self.get("/api/whoami")
+            tags = row.get("tags", []) if isinstance(row, dict) else []
+            if isinstance(tags, str):  # "administrator,monitoring" before 3.9
+                tags = tags.split(",")
+            self._tags = frozenset(str(tag).strip() for tag in tags)
+        return self._tags
+
+    def policy_book(self) -> PolicyBook:
+        """The vhost's policies and operator policies now (tiny requests: no statistics involved)."""
+        policies = self.get(f"/api/policies/{self.vhost}")
+        try:
+            operator = self.get(f"/api/operator-policies/{self.vhost}")
+        except ManagementUnavailable:
+            operator = []  # refused to some users: operator policies only cap limits, never set a DLX,
+            # and peek also heeds the queue's own effective policy (which includes them)
+        return PolicyBook(policies if isinstance(policies, list) else [],
+                          operator if isinstance(operator, list) else [])
+
+    def exchanges(self) -> dict[str, str]:
+        """Every exchange's type, in one request."""
+        rows = self.get(f"/api/exchanges/{self.vhost}", {"disable_stats": "true", "columns": "name,type"})
+        return {str(row["name"]): str(row.get("type")) for row in rows or [] if isinstance(row, dict) and "name" in row}
+
+    def bindings(self) -> list[dict[str, Any]]:
+        """Every binding of the vhost, in one request."""
+        rows = self.get(f"/api/bindings/{self.vhost}")
+        return rows if isinstance(rows, list) else []
+
+    def queues_paged(self) -> list[dict[str, Any]]:
+        """Every queue of the vhost with the statistics database's columns, in pages of 500."""
         first = self._page(1)
         if first is None:
             raise QueueNotFound(f"vhost {unquote(self.vhost)!r} not found")

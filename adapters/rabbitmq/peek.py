@@ -9,23 +9,55 @@ channel; RabbitMQ puts them back in their old places, so the order is kept
 They come back marked redelivered (and on quorum queues with
 ``x-delivery-count`` one higher).
 
+Delivery limits
+---------------
 A quorum queue with a delivery limit dead-letters (or drops) a message returned
 once too often, and RabbitMQ 3.10 shows a message's count only after it has
-been taken -- when returning it is already unavoidable.  So no peek on such a
-queue is provably safe, and it is refused.
+been taken -- when returning it is already unavoidable.  So a peek is refused
+on a quorum queue that has, or might have, a limit: its ``x-delivery-limit``
+argument, or ``delivery-limit`` in its policy or operator policy (the API's
+``effective_policy_definition`` lags policy changes by seconds, so the vhost's
+policies are matched here too and any limit either way refuses).
+
+Without the management API neither the limit nor even the queue's type can be
+read.  The type can be learnt without touching a message that matters: a
+consumer on a channel with a *global* prefetch (``basic.qos`` global, prefetch
+1) and no per-consumer prefetch is refused by quorum queues (540
+NOT_IMPLEMENTED "does not support global qos", which closes the connection)
+and by streams (406 PRECONDITION_FAILED "consumer prefetch count is not set",
+checked first), before anything is delivered; a classic queue accepts it (at
+most one message is delivered, and it goes back in place when the channel is
+closed).  The broker checks the type atomically with the consume, a consume
+never creates or changes a queue, and it needs only the read permission a peek
+needs anyway.  A quorum queue is then refused (exit 2) with a hint to pass
+``--management-url``.  (A non-passive ``queue.declare`` with ``x-queue-type``
+was considered and rejected: on 3.10 it compares every argument the existing
+queue's type knows plus ``durable``/``auto_delete``, so it fails 406 on classic
+*and* quorum queues alike unless all of them are repeated -- a quorum queue
+with ``x-delivery-limit`` reports "inequivalent arg 'x-delivery-limit'" -- it
+needs the configure permission, and if the queue was deleted meanwhile it
+creates one.)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pika.exceptions as pe
 
 from qctl.adapters.rabbitmq.connection import Session
 from qctl.adapters.rabbitmq.dlx import delivery_limit
-from qctl.adapters.rabbitmq.errors import NOT_IMPLEMENTED, PRECONDITION_FAILED, translated
+from qctl.adapters.rabbitmq.errors import (
+    ACCESS_REFUSED,
+    NOT_IMPLEMENTED,
+    PRECONDITION_FAILED,
+    ManagementUnavailable,
+    translated,
+)
+from qctl.adapters.rabbitmq.management import Management
 from qctl.adapters.rabbitmq.messages import to_message
 from qctl.errors import Unsupported, UsageError
 from qctl.models import Message, PeekRequest
@@ -34,34 +66,111 @@ STREAM_IDLE = 0.3
 STREAM_FIRST_WAIT = 1.0
 
 
-def peek(session: Session, row: Mapping[str, Any] | None, queue: str, request: PeekRequest) -> list[Message]:
-    """``row`` is the queue's management-API row, or None when the API is unavailable."""
+@dataclass(frozen=True, slots=True)
+class QueueFacts:
+    """What the management API tells about a queue before a peek."""
+
+    type: str | None  # None: unknown (the API is unavailable, or does not list the queue yet)
+    delivery_limits: tuple[int, ...] = ()  # every limit that applies or might (argument, policy, operator policy)
+    unavailable: str | None = None  # why the API could not be asked
+
+
+def queue_facts(management: Management, queue: str) -> QueueFacts:
+    try:
+        row = management.queue(queue)
+    except ManagementUnavailable as exc:
+        return QueueFacts(type=None, unavailable=str(exc.args[0]))
+    if row is None:
+        return QueueFacts(type=None)
+    kind = row.get("type")
+    arguments = _mapping(row.get("arguments"))
+    limits = {delivery_limit(arguments, _mapping(row.get("effective_policy_definition")))}
+    try:
+        book = management.policy_book()
+    except ManagementUnavailable:
+        book = None  # the row's effective policy (seconds old at worst) is all there is
+    if book is not None:
+        kind_known = str(kind) if kind in ("classic", "quorum", "stream") else None
+        for value in book.possible_values("delivery-limit", queue, kind_known):
+            limits.add(delivery_limit(arguments, {"delivery-limit": value}))
+        limits.add(delivery_limit(arguments, {}))
+    known = tuple(sorted(limit for limit in limits if limit is not None))
+    return QueueFacts(type=str(kind) if kind else None, delivery_limits=known)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def peek(session: Session, facts: QueueFacts, queue: str, request: PeekRequest) -> list[Message]:
+    """``facts`` from :func:`queue_facts`."""
     ready = session.passive(queue).ready
-    kind = (row or {}).get("type")
+    kind = facts.type
+    if kind is None:
+        kind = probe_type(session, queue, facts.unavailable)
     if kind == "stream":
         return peek_stream(session, queue, request)
     if request.from_position is not None or request.since is not None:
-        raise Unsupported(f"--from/--since apply to RabbitMQ streams; {queue!r} is a {kind or 'queue'}")
+        raise Unsupported(f"--from/--since apply to RabbitMQ streams; {queue!r} is a {kind} queue")
     if ready == 0:
         return []
     if kind == "quorum":
-        refuse_over_limit(queue, delivery_limit(row or {}))
-    try:
-        return peek_by_get(session, queue, request.count, quorum=kind == "quorum")
-    except UsageError:
-        if kind is None:  # no API to tell the type: a stream refuses basic.get
-            return peek_stream(session, queue, request)
-        raise
+        refuse_over_limit(queue, facts.delivery_limits)
+    return peek_by_get(session, queue, request.count, quorum=kind == "quorum")
 
 
-def refuse_over_limit(queue: str, limit: int | None) -> None:
-    if limit is None:
+def refuse_over_limit(queue: str, limits: tuple[int, ...]) -> None:
+    if not limits:
         return
     raise UsageError(
-        f"refusing to peek quorum queue {queue!r}: it has a delivery limit ({limit}) and every return counts "
+        f"refusing to peek quorum queue {queue!r}: it has a delivery limit ({min(limits)}) and every return counts "
         f"toward it, so a message already at its limit would be dead-lettered (or dropped) by the peek; "
         f"RabbitMQ shows a message's count only after it is taken",
         hint="remove or raise the delivery limit (x-delivery-limit / policy delivery-limit) first")
+
+
+def probe_type(session: Session, queue: str, unavailable: str | None) -> str:
+    """``classic`` or ``stream``, told by the broker's answer to a global-prefetch consumer; quorum refuses.
+
+    See the module docstring.  Raises UsageError for a quorum queue: its delivery limit cannot be read.
+    """
+    channel = session.channel()
+    impl: Any = channel._impl
+    connection = session.connection
+    consumed: list[bool] = []
+    try:
+        with session.deadline():
+            impl.basic_qos(prefetch_count=1, global_qos=True)
+            impl.basic_consume(queue, lambda *_args: None, callback=lambda _frame: consumed.append(True))
+            connection._flush_output(lambda: bool(consumed) or channel.is_closed)
+    except pe.ConnectionClosedByBroker as exc:
+        session.close()  # a 540 is a connection error; the next request opens a new connection
+        if exc.reply_code == NOT_IMPLEMENTED:
+            _refuse_quorum_without_limit(queue, unavailable)
+        raise
+    with translated(session.where, f"peek {queue!r}"):
+        if channel.is_closed:
+            reason: Any = getattr(channel, "_closing_reason", None)
+            if isinstance(reason, pe.ChannelClosedByBroker):
+                if reason.reply_code == PRECONDITION_FAILED:
+                    return "stream"  # "consumer prefetch count is not set": checked by streams alone
+                if reason.reply_code == ACCESS_REFUSED and "exclusive" in str(reason.reply_text):
+                    return "classic"  # only classic queues get as far as their exclusive consumer
+                raise reason
+            raise pe.ChannelClosed(0, "channel closed during the queue type probe")
+        channel.close()  # the one message it may have been given goes back in place
+    return "classic"
+
+
+def _refuse_quorum_without_limit(queue: str, unavailable: str | None) -> None:
+    why = (f"without the management API ({unavailable})" if unavailable
+           else "as the management API does not list it yet")
+    raise UsageError(
+        f"refusing to peek quorum queue {queue!r}: {why} its delivery limit (x-delivery-limit argument or "
+        f"delivery-limit policy) cannot be checked, and a peek returns every message it shows, which counts as a "
+        f"delivery, so a message at its limit would be dead-lettered (or dropped)",
+        hint=("pass --management-url http://HOST:15672 (or set the profile's management_url) so that qctl can "
+              "read the queue's delivery limit" if unavailable else "retry in a few seconds"))
 
 
 def peek_by_get(session: Session, queue: str, count: int, *, quorum: bool) -> list[Message]:

@@ -46,14 +46,23 @@ class ConfirmedPublisher:
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         ok = isinstance(method, Basic.Ack)
-        tags = [method.delivery_tag]
+        last = method.delivery_tag
         if method.multiple:
-            tags = [seq for seq in self.pending if seq <= method.delivery_tag]
+            tags = []
+            for seq in self.pending:  # ascending: stop at the first one not covered
+                if seq > last:
+                    break
+                tags.append(seq)
+        else:
+            tags = [last] if last in self.pending else []
+        suspect = self._suspect
         for seq in tags:
-            if seq in self.pending:
-                del self.pending[seq]
-                self.settled.append((seq, ok and seq not in self._suspect))
-                self._suspect.discard(seq)
+            del self.pending[seq]
+            if suspect and seq in suspect:
+                suspect.discard(seq)
+                self.settled.append((seq, False))
+            else:
+                self.settled.append((seq, ok))
 
     def _on_return(self, *_args: Any) -> None:
         self.returned += 1

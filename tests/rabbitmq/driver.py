@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -25,6 +30,44 @@ class RabbitMQDriver:
         # What an operator passes: the harness's management API is not on the default port.
         self.url = f"{self.amqp_url}?management={self.management_url}"
         self.params = pika.URLParameters(self.amqp_url)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """A management-API request as the harness's administrator; the decoded JSON (None if empty)."""
+        params = pika.URLParameters(self.amqp_url)
+        credentials: Any = params.credentials
+        auth = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+        request = urllib.request.Request(self.management_url + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": "Basic " + auth,
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    @contextmanager
+    def policy(self, name: str, pattern: str, definition: Mapping[str, Any], *, priority: int = 0,
+               apply_to: str = "queues", operator: bool = False) -> Iterator[None]:
+        """A (operator) policy on vhost /, applied through the management API, removed afterwards."""
+        kind = "operator-policies" if operator else "policies"
+        self.api("PUT", f"/api/{kind}/%2F/{quote(name, safe='')}",
+                 {"pattern": pattern, "definition": dict(definition), "priority": priority, "apply-to": apply_to})
+        try:
+            yield
+        finally:
+            self.api("DELETE", f"/api/{kind}/%2F/{quote(name, safe='')}")
+
+    @contextmanager
+    def user(self, name: str, password: str, tags: str) -> Iterator[str]:
+        """A user with full permissions on / and the given tags; yields its AMQP URL (with ?management=)."""
+        self.api("PUT", f"/api/users/{quote(name, safe='')}", {"password": password, "tags": tags})
+        self.api("PUT", f"/api/permissions/%2F/{quote(name, safe='')}",
+                 {"configure": ".*", "write": ".*", "read": ".*"})
+        try:
+            parts = urlsplit(self.url)
+            host = parts.netloc.rsplit("@", 1)[-1]
+            yield urlunsplit(parts._replace(netloc=f"{quote(name, safe='')}:{quote(password, safe='')}@{host}"))
+        finally:
+            self.api("DELETE", f"/api/users/{quote(name, safe='')}")
 
     def unique(self, prefix: str = "q") -> str:
         return unique_name(prefix)

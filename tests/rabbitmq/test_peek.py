@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pika
@@ -81,8 +82,9 @@ def test_x_death_becomes_dead_letter(rq: RabbitMQDriver, rmq: QctlRunner, names:
     assert row["dead_letter"]["count"] == 1 and row["dead_letter"]["time"]
 
 
-def test_peek_says_on_stderr_that_it_marked_messages_redelivered(qctl: QctlRunner, rabbitmq_driver: Any) -> None:
-    name = rabbitmq_driver.unique("note")
+def test_peek_says_on_stderr_that_it_marked_messages_redelivered(qctl: QctlRunner, rabbitmq_driver: Any,
+                                                                 names: Any) -> None:
+    name = names("note")
     rabbitmq_driver.make_queue(name, [b"a", b"b"])
     run = qctl("peek", "-u", rabbitmq_driver.url, "-o", "jsonl", name)
     assert run.rc == 0, run
@@ -90,3 +92,63 @@ def test_peek_says_on_stderr_that_it_marked_messages_redelivered(qctl: QctlRunne
     assert [row["body"] for row in run.jsonl()] == ["a", "b"]
     quiet = qctl("peek", "-u", rabbitmq_driver.url, "-q", "-o", "jsonl", name)
     assert quiet.err == ""
+
+
+NO_API = "http://127.0.0.1:1"
+
+
+def _untouched_quorum(rq: RabbitMQDriver, queue: str, count: int) -> list[bytes]:
+    """Take every message with auto-ack (never returned) and check none was ever delivered before."""
+    with rq.channel() as channel:
+        taken = [channel.basic_get(queue, auto_ack=True) for _ in range(count)]
+    assert all(int((p.headers or {}).get("x-delivery-count", 0)) == 0 for _m, p, _b in taken)
+    return [body for _m, _p, body in taken]
+
+
+def test_quorum_peek_without_management_api_is_refused(rq: RabbitMQDriver, qctl: QctlRunner, names: Any) -> None:
+    """Without the API qctl cannot read a delivery limit: it finds out over AMQP that the queue is a quorum
+    queue (before taking anything) and refuses with exit 2, however often it is asked."""
+    queue, dlq, plain = names("nolimit-q"), names("nolimit-q-dlq"), names("nolimit-plain")
+    rq.declare(dlq)
+    rq.declare(queue, **{"x-queue-type": "quorum", "x-delivery-limit": 1, "x-dead-letter-exchange": "",
+                         "x-dead-letter-routing-key": dlq})
+    rq.declare(plain, **{"x-queue-type": "quorum"})  # no limit today, but a policy could add one
+    rq.publish(queue, BODIES[:5])
+    rq.publish(plain, BODIES[:2])
+    for _ in range(3):
+        for name in (queue, plain):
+            run = qctl("peek", "-u", rq.amqp_url, "--management-url", NO_API, name, "-n", "5")
+            assert run.rc == 2, run
+            assert "quorum" in run.err and "delivery limit" in run.err and "--management-url" in run.err
+            assert "Traceback" not in run.err
+    assert rq.depth(dlq) == 0 and rq.depth(queue) == 5
+    assert _untouched_quorum(rq, queue, 5) == BODIES[:5]
+    assert _untouched_quorum(rq, plain, 2) == BODIES[:2]
+
+
+def test_classic_and_stream_peek_without_management_api(rq: RabbitMQDriver, qctl: QctlRunner, names: Any) -> None:
+    classic, stream = names("noapi-c"), names("noapi-s")
+    rq.declare(classic, **{"x-dead-letter-exchange": "", "x-max-length": 1000})
+    rq.declare(stream, **{"x-queue-type": "stream"})
+    rq.publish(classic, BODIES)
+    rq.publish(stream, BODIES)
+    run = qctl("peek", "-u", rq.amqp_url, "--management-url", NO_API, classic, "-n", "4", "-o", "jsonl")
+    assert run.rc == 0, run
+    assert [row["body"] for row in run.jsonl()] == ["m0", "m1", "m2", "m3"]
+    assert rq.contents(classic) == BODIES  # nothing taken, order kept
+    run = qctl("peek", "-u", rq.amqp_url, "--management-url", NO_API, stream, "-n", "3", "--from", "4",
+               "-o", "jsonl")
+    assert run.rc == 0, run
+    assert [(row["position"], row["body"]) for row in run.jsonl()] == [("4", "m4"), ("5", "m5"), ("6", "m6")]
+
+
+def test_delivery_limit_from_a_policy_just_applied_refuses(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
+    """The API's effective policy lags a new policy by seconds; qctl matches the policies itself."""
+    queue = names("polimit")
+    rq.declare(queue, **{"x-queue-type": "quorum"})
+    rq.publish(queue, BODIES[:3])
+    with rq.policy(queue, f"^{re.escape(queue)}$", {"delivery-limit": 2}, priority=50):
+        run = rmq("peek", queue, "-n", "3")
+        assert run.rc == 2, run
+        assert "delivery limit (2)" in run.err
+    assert _untouched_quorum(rq, queue, 3) == BODIES[:3]

@@ -107,3 +107,76 @@ def test_kill_9_mid_redrive_loses_nothing(rq: RabbitMQDriver, names: Any, clean_
     assert rerun.returncode == 0, rerun.stderr
     assert rq.depth(dlq) == 0
     assert set(rq.contents(source)) == {str(i).encode() for i in range(total)}
+
+
+def _exchange_topology(rq: RabbitMQDriver, names: Any, *, twin_key: str) -> tuple[str, str, str, str, str]:
+    """A direct exchange; ``source`` bound with key ``k.src`` and ``twin`` bound with ``twin_key``; ``source``
+    dead-letters through a fanout exchange (no dead-letter routing key, so RabbitMQ keeps the CC header) into
+    ``dlq``.  Three messages published to the direct exchange with ``k.src`` and a CC header are rejected by
+    a consumer of ``source``, so ``dlq`` holds them with the broker's own x-death.
+    Returns (exchange, dead-letter exchange, source, twin, dlq)."""
+    source, twin, dlq = names("via-src"), names("via-twin"), names("via-dlq")
+    exchange, dlx = rq.unique("via-x"), rq.unique("via-dlx")
+    with rq.channel() as channel:
+        channel.exchange_declare(exchange, "direct", durable=True)
+        channel.exchange_declare(dlx, "fanout", durable=True)
+        channel.queue_declare(dlq, durable=True)
+        channel.queue_bind(dlq, dlx)
+        channel.queue_declare(source, durable=True, arguments={"x-dead-letter-exchange": dlx})
+        channel.queue_declare(twin, durable=True)
+        channel.queue_bind(source, exchange, "k.src")
+        channel.queue_bind(twin, exchange, twin_key)
+        channel.confirm_delivery()
+        cc = rq.unique("cc-queue")  # no queue of that name yet: the original publish routes nothing by it
+        for body in (b"v0", b"v1", b"v2"):
+            channel.basic_publish(exchange, "k.src", body, pika.BasicProperties(delivery_mode=2, headers={"CC": [cc]}))
+        for _ in range(3):
+            method, _p, _b = channel.basic_get(source)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+    rq.wait_depth(dlq, 3)
+    return exchange, dlx, source, twin, dlq
+
+
+def _delete_exchanges(rq: RabbitMQDriver, *exchanges: str) -> None:
+    with rq.channel() as channel:
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
+
+
+def test_via_exchange_publishes_through_the_original_exchange_and_key(rq: RabbitMQDriver, rmq: QctlRunner,
+                                                                      names: Any) -> None:
+    exchange, dlx, source, other, dlq = _exchange_topology(rq, names, twin_key="k.other")
+    try:
+        death = rq.messages(dlq)[0][1].headers["x-death"][0]
+        assert (death["exchange"], death["routing-keys"][0]) == (exchange, "k.src")
+        run = rmq("redrive", dlq, "--via-exchange", "-o", "json")
+        assert run.rc == 0, run
+        assert run.json() == {"source": dlq, "moved": 3, "skipped": 0, "failed": 0, "targets": {source: 3}}
+        moved = rq.messages(source)
+        assert [body for _m, _p, body in moved] == [b"v0", b"v1", b"v2"]
+        assert all((m.exchange, m.routing_key) == (exchange, "k.src") for m, _p, _b in moved)  # through the exchange
+        assert all(p.headers["x-qctl-redrive-count"] == 1 for _m, p, _b in moved)
+        assert rq.depth(other) == 0 and rq.depth(dlq) == 0  # the other key's queue got nothing
+    finally:
+        _delete_exchanges(rq, exchange, dlx)
+
+
+def test_default_redrive_goes_straight_to_the_queue(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
+    """Without --via-exchange the default exchange delivers to the source queue alone: a queue bound to the
+    original exchange with the same key gets no copy, nor does a queue named by the message's CC header."""
+    exchange, dlx, source, twin, dlq = _exchange_topology(rq, names, twin_key="k.src")
+    cc = rq.messages(dlq)[0][1].headers["CC"][0]  # kept: the source has no dead-letter routing key
+    rq.declare(cc)
+    try:
+        assert rq.depth(twin) == 3  # its own copies from the original publish
+        run = rmq("redrive", dlq, "-o", "json")
+        assert run.rc == 0, run
+        assert run.json()["moved"] == 3 and run.json()["targets"] == {source: 3}
+        moved = rq.messages(source)
+        assert [body for _m, _p, body in moved] == [b"v0", b"v1", b"v2"]
+        assert all((m.exchange, m.routing_key) == ("", source) for m, _p, _b in moved)
+        assert rq.depth(twin) == 3 and rq.depth(cc) == 0 and rq.depth(dlq) == 0
+        assert all("CC" not in p.headers for _m, p, _b in moved)
+    finally:
+        rq.delete(cc)
+        _delete_exchanges(rq, exchange, dlx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from tests.conftest import QctlRunner
@@ -79,3 +81,130 @@ def test_missing_queue_exits_4(rmq: QctlRunner, rq: RabbitMQDriver) -> None:
     for command in (["stats"], ["peek"], ["purge", "--yes"], ["redrive"]):
         run = rmq(command[0], *command[1:], rq.unique("missing"))
         assert run.rc == 4, run
+
+
+def _rows_until(run: Any, queue: str, ready: Any, timeout: float = 15) -> dict[str, Any]:
+    """Run ``run()`` (a stats listing) until ``queue``'s row satisfies ``ready`` (API counters lag a little)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run()
+        assert result.rc == 0, result
+        rows = {row["queue"]: row for row in result.json()}
+        if (queue in rows and ready(rows[queue])) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.3)
+
+
+def test_listing_follows_policy_dead_letter_and_counts_consumers(rq: RabbitMQDriver, rmq: QctlRunner,
+                                                                 names: Any) -> None:
+    """A DLX set by a policy (not an argument), consumers attached: the whole-vhost listing (no exact
+    AMQP counts), a glob (exact counts) and the named queue all report them."""
+    prefix = rq.unique("pol")
+    source, dlq, wrong = names(prefix + "-src"), names(prefix + "-src-parked"), names(prefix + "-wrong")
+    own, own_dlq = names(prefix + "-own"), names(prefix + "-own-dlq")
+    for queue in (dlq, wrong, own_dlq):
+        rq.declare(queue)
+    rq.declare(source)
+    rq.declare(own, **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": own_dlq})
+    rq.publish(dlq, [b"x", b"y"])
+    high = {"dead-letter-exchange": "", "dead-letter-routing-key": dlq}
+    low = {"dead-letter-exchange": "", "dead-letter-routing-key": wrong}
+    with rq.policy(prefix + "-high", f"^({re.escape(source)}|{re.escape(own)})$", high, priority=7), \
+            rq.policy(prefix + "-low", f"^{prefix}-", low, priority=3), \
+            rq.policy(prefix + "-op", f"^{prefix}-", {"max-length": 1000}, priority=9, operator=True), \
+            rq.channel() as channel:
+        channel.basic_consume(source, lambda *_args: None)
+        channel.basic_consume(source, lambda *_args: None)
+        listing = _rows_until(lambda: rmq("stats", "-o", "json"), source, lambda row: row["consumers"] == 2)
+        for rows in (listing, {row["queue"]: row for row in rmq("stats", prefix + "*", "-o", "json").json()},
+                     {row["queue"]: row for row in rmq("stats", source, own, "-o", "json").json()}):
+            assert rows[source]["consumers"] == 2
+            assert (rows[source]["dead_letter_queue"], rows[source]["dead_letter_depth"]) == (dlq, 2)
+            # the queue's own x-dead-letter-routing-key wins over the policy's, as in RabbitMQ
+            assert rows[own]["dead_letter_queue"] == own_dlq and rows[own]["consumers"] == 0
+        assert listing[wrong]["dead_letter_queue"] == wrong  # the low-priority policy routes it to itself
+        assert listing[source]["type"] == "classic" and listing[source]["depth"] == 0
+
+
+def test_listing_for_a_user_who_sees_only_its_own_consumers(rq: RabbitMQDriver, qctl: QctlRunner,
+                                                             names: Any) -> None:
+    """A user tagged only 'management' sees its own consumers in /api/consumers: qctl uses the
+    statistics listing instead, and still counts every consumer and follows the policy."""
+    source, dlq = names("mgmt-src"), names("mgmt-parked")
+    rq.declare(dlq)
+    rq.declare(source)
+    policy = {"dead-letter-exchange": "", "dead-letter-routing-key": dlq}
+    with rq.policy(source, f"^{re.escape(source)}$", policy, priority=5), \
+            rq.user(rq.unique("viewer"), "viewer-pw", "management") as url, rq.channel() as channel:
+        channel.basic_consume(source, lambda *_args: None)
+        rows = _rows_until(lambda: qctl("stats", "-u", url, "-o", "json"), source,
+                           lambda row: row["consumers"] == 1)
+        assert rows[source]["consumers"] == 1 and rows[source]["dead_letter_queue"] == dlq
+
+
+def test_policy_choice_matches_the_brokers(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
+    """RabbitMQ skips a policy whose definition has a key the queue's type does not support (delivery-limit on
+    a classic queue) and one that applies to exchanges only, then takes the highest priority left.  qctl's
+    own matching (named queues) and the broker's choice (listing) agree with what the broker reports."""
+    prefix = rq.unique("choice")
+    classic, quorum = names(prefix + "-c"), names(prefix + "-q")
+    to_quorum, to_classic, nowhere = names(prefix + "-qdlq"), names(prefix + "-cdlq"), names(prefix + "-x")
+    for queue in (to_quorum, to_classic, nowhere):
+        rq.declare(queue)
+    rq.declare(classic)
+    rq.declare(quorum, **{"x-queue-type": "quorum"})
+    pattern = f"^{re.escape(prefix)}-(c|q)-"
+
+    def dlx(queue: str) -> dict[str, Any]:
+        return {"dead-letter-exchange": "", "dead-letter-routing-key": queue}
+
+    with rq.policy(prefix + "-quorum-only", pattern, {**dlx(to_quorum), "delivery-limit": 5}, priority=30), \
+            rq.policy(prefix + "-exchanges", pattern, dlx(nowhere), priority=20, apply_to="exchanges"), \
+            rq.policy(prefix + "-any", pattern, dlx(to_classic), priority=10):
+        named = {row["queue"]: row for row in rmq("stats", classic, quorum, "-o", "json").json()}
+        listed = {row["queue"]: row for row in rmq("stats", "-o", "json").json()}
+        for rows in (named, listed):
+            assert rows[classic]["dead_letter_queue"] == to_classic
+            assert rows[quorum]["dead_letter_queue"] == to_quorum
+        brokers = {row["name"]: row.get("policy") for row in rq.api(
+            "GET", "/api/queues/%2F?disable_stats=true&columns=name,policy") if row["name"] in (classic, quorum)}
+        assert brokers == {classic: prefix + "-any", quorum: prefix + "-quorum-only"}
+
+
+def test_exclusive_queue_of_another_connection(rq: RabbitMQDriver, rmq: QctlRunner) -> None:
+    """Such a queue refuses even a passive declare (RESOURCE_LOCKED): stats reports it from the API."""
+    prefix = rq.unique("excl")
+    with rq.channel() as channel:
+        channel.queue_declare(prefix + "-a", exclusive=True)
+        channel.basic_publish("", prefix + "-a", b"1")
+        channel.basic_publish("", prefix + "-a", b"2")
+        run = rmq("stats", prefix + "*", "-o", "json")
+        assert run.rc == 0, run
+        assert [(row["queue"], row["depth"]) for row in run.json()] == [(prefix + "-a", 2)]
+        named = rmq("stats", prefix + "-a", "-o", "json")
+        assert named.rc == 0, named
+        assert named.json()[0]["queue"] == prefix + "-a"
+
+
+def test_many_dead_letter_exchanges_are_followed(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
+    """More distinct dead-letter exchanges than it reads one by one: qctl reads all bindings at once."""
+    prefix = rq.unique("manydlx")
+    exchanges = [rq.unique("dlx") for _ in range(10)]
+    expected = {}
+    with rq.channel() as channel:
+        for number, exchange in enumerate(exchanges):
+            source, parked = names(f"{prefix}-{number}"), names(f"parked-{prefix}-{number}")
+            channel.exchange_declare(exchange, "direct")
+            channel.queue_declare(parked, durable=True)
+            channel.queue_bind(parked, exchange, "dead")
+            channel.queue_declare(source, durable=True, arguments={"x-dead-letter-exchange": exchange,
+                                                                     "x-dead-letter-routing-key": "dead"})
+            expected[source] = parked
+    try:
+        run = rmq("stats", prefix + "-*", "-o", "json")
+        assert run.rc == 0, run
+        assert {row["queue"]: row["dead_letter_queue"] for row in run.json()} == expected
+    finally:
+        with rq.channel() as channel:
+            for exchange in exchanges:
+                channel.exchange_delete(exchange)
