@@ -39,7 +39,9 @@ class KafkaAdapter(Adapter):
 
     def peek(self, queue: str, request: PeekRequest) -> list[Message]:
         cluster = self.cluster
-        with self._reader() as consumer:
+        consumer = reader(self.options, batch=max(1, min(request.count, 10_000)),
+                          partition_fetch_bytes=peeking.fetch_bytes(request.count))
+        with _Closing(consumer):
             return peeking.peek(cluster, consumer, queue, request, self.options.timeout)
 
     def purge(self, queue: str, request: PurgeRequest) -> PurgeResult:
@@ -57,9 +59,6 @@ class KafkaAdapter(Adapter):
         finally:
             with translated("cannot close the producer"):
                 producer.close(timeout=self.options.timeout)
-
-    def _reader(self) -> _Closing:
-        return _Closing(reader(self.options))
 
     def close(self) -> None:
         if self._admin is not None:

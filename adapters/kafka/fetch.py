@@ -11,10 +11,11 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from qctl.adapters.kafka.connection import translated
+from qctl.adapters.kafka.connection import metadata_now, translated
 from qctl.errors import BrokerUnavailable
 
 POLL_MS = 200
+FIRST_POLL_MS = 10  # doubled on each empty poll up to POLL_MS
 
 
 def read_ranges(consumer: Any, ranges: Mapping[Any, tuple[int, int]], timeout: float,
@@ -30,10 +31,15 @@ def read_ranges(consumer: Any, ranges: Mapping[Any, tuple[int, int]], timeout: f
         consumer.assign(list(pending))
         for tp, (start, _) in pending.items():
             consumer.seek(tp, start)
+    metadata_now(consumer)  # the leaders of newly assigned partitions, without the 100 ms backoff
     last_progress = time.monotonic()
+    # Short polls first: until it knows the partitions' leaders kafka-python has nothing to fetch, and a
+    # poll with nothing to fetch sleeps min(timeout, retry_backoff_ms): 100 ms on a 200 ms poll.
+    poll_ms = FIRST_POLL_MS
     while pending:
         with translated("cannot read records"):
-            polled = consumer.poll(timeout_ms=POLL_MS, max_records=max_records)
+            polled = consumer.poll(timeout_ms=poll_ms, max_records=max_records)
+        poll_ms = FIRST_POLL_MS if polled else min(POLL_MS, poll_ms * 2)
         for tp, records in polled.items():
             end = pending.get(tp, (0, 0))[1]
             kept = [record for record in records if record.offset < end]
