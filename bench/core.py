@@ -34,7 +34,8 @@ def env() -> dict[str, str]:
 def hyperfine(commands: dict[str, str], runs: int) -> dict[str, float]:
     """Median seconds per named shell command."""
     with tempfile.NamedTemporaryFile(suffix=".json") as export:
-        args = ["hyperfine", "-N", "--warmup", "2", "--runs", str(runs), "--export-json", export.name, "--style", "none"]
+        args = ["hyperfine", "-N", "--warmup", "2", "--runs", str(runs), "--export-json", export.name,
+                "--style", "none"]
         for name, command in commands.items():
             args += ["-n", name, command]
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)

@@ -87,8 +87,10 @@ MAN_ENVIRONMENT = [
     ("XDG_CONFIG_HOME", "where qctl/config.toml is looked up"),
     ("QCTL_DEBUG", "1 to show tracebacks, like \\-\\-debug"),
     ("NO_COLOR", "no colour in terminal output"),
-    ("QCTL_KAFKA_ENGINE", "auto (default), confluent\\-kafka or kafka\\-python: the client that moves records in a Kafka redrive"),
-    ("QCTL_KAFKA_REDRIVE_WORKERS", "worker processes for a kafka\\-python redrive (default: one per CPU; 1 turns them off)"),
+    ("QCTL_KAFKA_ENGINE",
+     "auto (default), confluent\\-kafka or kafka\\-python: the client that moves records in a Kafka redrive"),
+    ("QCTL_KAFKA_REDRIVE_WORKERS",
+     "worker processes for a kafka\\-python redrive (default: one per CPU; 1 turns them off)"),
 ]
 
 
