@@ -29,7 +29,6 @@ class BackupWriter:
         except OSError as exc:
             raise UsageError(f"cannot write backup file {str(path)!r}: {exc.strerror}") from None
         self.path = path
-        self.written = 0
         self.progress = progress or NoProgress()
 
     def write(self, messages: Sequence[Message]) -> None:
@@ -38,7 +37,6 @@ class BackupWriter:
             self._file.write(json.dumps(message_to_json(message), ensure_ascii=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self.written += len(messages)
         self.progress.advance(len(messages))
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ _debug = False
 
 def set_debug(enabled: bool) -> None:
     global _debug
-    _debug = enabled or os.environ.get("QCTL_DEBUG", "") not in ("", "0")
+    _debug = enabled
 
 
 def debug_enabled() -> bool:

@@ -33,20 +33,27 @@ def check_format(fmt: str, *, allow_prom: bool = False) -> None:
         raise UsageError(f"unknown output format {fmt!r}", hint="choose one of " + ", ".join(allowed))
 
 
-def target(url: str | None, profile: str | None, management_url: str | None, timeout: float) -> Target:
+def _loaded_config() -> config.Config:
     loaded = config.load()
     for warning in loaded.warnings:
         output.warn(warning)
-    return config.resolve(loaded, url=url, profile=profile, management_url=management_url, timeout=timeout)
+    return loaded
+
+
+def target(url: str | None, profile: str | None, management_url: str | None, timeout: float) -> Target:
+    return config.resolve(_loaded_config(), url=url, profile=profile, management_url=management_url,
+                          timeout=timeout)
 
 
 def targets(urls: Sequence[str], profiles: Sequence[str], management_url: str | None,
             timeout: float) -> list[Target]:
-    """Every broker named by repeated ``-u``/``-p`` (one when none is named)."""
+    """Every broker named by repeated ``-u``/``-p`` (one when none is named); the config is read once."""
+    loaded = _loaded_config()
     if not urls and not profiles:
-        return [target(None, None, management_url, timeout)]
-    chosen = [target(url, None, management_url, timeout) for url in urls]
-    chosen += [target(None, name, management_url, timeout) for name in profiles]
+        return [config.resolve(loaded, management_url=management_url, timeout=timeout)]
+    chosen = [config.resolve(loaded, url=url, management_url=management_url, timeout=timeout) for url in urls]
+    chosen += [config.resolve(loaded, profile=name, management_url=management_url, timeout=timeout)
+               for name in profiles]
     return chosen
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qctl.backup import BackupWriter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +68,6 @@ class PurgeResult:
     backup: str | None = None
     # Extra facts the CLI reports on stderr (e.g. RabbitMQ unacked messages left in place).
     remaining_unacked: int | None = None
-    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,13 +78,6 @@ class RedriveResult:
     failed: int
     targets: Mapping[str, int]
     dry_run: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestoreResult:
-    queue: str
-    restored: int
-    source_file: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,5 +103,5 @@ class RedriveRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PurgeRequest:
-    dry_run: bool = False
-    backup: Any = None  # a qctl.backup.BackupWriter, or None
+    # Written (and synced) chunk by chunk before that chunk is deleted; --dry-run never reaches adapters.
+    backup: BackupWriter | None = None

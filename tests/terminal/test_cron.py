@@ -53,3 +53,5 @@ def test_quiet_redrive_prints_only_data(qctl: QctlRunner, redis_driver: Any) -> 
     assert run.rc == 0, run
     assert run.err == ""
     assert run.json()["targets"] == {source: 2}
+    assert redis_driver.contents(source + ":dlq") == [b"1", b"2"]  # a dry run moves nothing
+    assert redis_driver.contents(source) == []
