@@ -3,6 +3,13 @@
 Every broker keeps its data, logs and pid file under ``.brokers/<name>/`` in the
 repository, and ``.brokers/env`` collects the ``QCTL_TEST_*`` URLs that tests
 and benchmarks read.  Standard library only: this runs before qctl's venv exists.
+
+The harness's one certificate authority lives here too: a throw-away CA in
+``.brokers/ca/`` made with the openssl CLI, which signs the server (and client)
+certificates of every TLS listener -- Redis, RabbitMQ, Kafka, mosquitto -- so
+tests need one CA file for all of them.  It was first made by redis.py in
+``.brokers/redis-tls/``; ``ensure_ca`` adopts that one, so certificates and
+``QCTL_TEST_*_CA_FILE`` paths handed out before stay valid.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BROKERS_DIR = REPO / ".brokers"
 ENV_FILE = BROKERS_DIR / "env"
+CA_DIR = BROKERS_DIR / "ca"
+OPENSSL = "/usr/bin/openssl"
+TLS_HOST = "127.0.0.1"
+CERT_DAYS = "3650"
 
 
 def log(message: str) -> None:
@@ -183,3 +194,88 @@ def remove_env(keys: list[str]) -> None:
         for key in keys:
             current.pop(key, None)
         _write_env(current)
+
+
+# --- the harness CA ------------------------------------------------------------
+
+OPENSSL_CONFIG = f"""\
+# Written by tools/harness/common.py: the harness CA and the certificates it signs.
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = qctl test
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:{TLS_HOST}, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def ca_file() -> Path:
+    return CA_DIR / "ca.crt"
+
+
+def ensure_ca() -> Path:
+    """The harness CA certificate, made (or adopted from .brokers/redis-tls/) once; returns its path."""
+    CA_DIR.mkdir(parents=True, exist_ok=True)
+    config = CA_DIR / "openssl.cnf"
+    config.write_text(OPENSSL_CONFIG)
+    if (CA_DIR / "ca.crt").exists() and (CA_DIR / "ca.key").exists():
+        return ca_file()
+    apt_install({"openssl": OPENSSL})
+    legacy = BROKERS_DIR / "redis-tls"
+    if (legacy / "ca.crt").exists() and (legacy / "ca.key").exists():
+        for name in ("ca.key", "ca.crt"):
+            shutil.copyfile(legacy / name, CA_DIR / f"{name}.partial")
+    else:
+        run([OPENSSL, "req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048", "-days", CERT_DAYS,
+             "-config", str(config), "-extensions", "v3_ca", "-subj", "/CN=qctl test CA",
+             "-keyout", "ca.key.partial", "-out", "ca.crt.partial"], cwd=CA_DIR)
+        log(f"made the harness CA in {CA_DIR}")
+    # The key first: a crash in between leaves no certificate without its key.
+    (CA_DIR / "ca.key.partial").replace(CA_DIR / "ca.key")
+    (CA_DIR / "ca.crt.partial").replace(CA_DIR / "ca.crt")
+    return ca_file()
+
+
+def signed_by_ca(cert: Path) -> bool:
+    if not cert.exists():
+        return False
+    return run([OPENSSL, "verify", "-CAfile", str(ca_file()), str(cert)], check=False).returncode == 0
+
+
+def issue_certificate(directory: Path, stem: str, *, client: bool = False) -> tuple[Path, Path]:
+    """``<stem>.crt``/``<stem>.key`` in ``directory``, signed by the harness CA; kept while still valid.
+
+    Server certificates name 127.0.0.1 and localhost (and may also authenticate as clients);
+    ``client=True`` makes a client-only certificate with CN ``qctl``.
+    """
+    ensure_ca()
+    cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+    if key.exists() and signed_by_ca(cert):
+        return cert, key
+    directory.mkdir(parents=True, exist_ok=True)
+    subject = "/CN=qctl" if client else f"/CN={TLS_HOST}"
+    csr = directory / f"{stem}.csr"
+    run([OPENSSL, "req", "-new", "-nodes", "-newkey", "rsa:2048", "-config", str(CA_DIR / "openssl.cnf"),
+         "-subj", subject, "-keyout", str(key), "-out", str(csr)])
+    run([OPENSSL, "x509", "-req", "-in", str(csr), "-CA", str(ca_file()), "-CAkey", str(CA_DIR / "ca.key"),
+         "-CAcreateserial", "-days", CERT_DAYS, "-extfile", str(CA_DIR / "openssl.cnf"),
+         "-extensions", "v3_client" if client else "v3_server", "-out", str(cert)])
+    csr.unlink(missing_ok=True)
+    log(f"issued {'client' if client else 'server'} certificate {cert}")
+    return cert, key

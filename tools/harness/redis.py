@@ -3,20 +3,28 @@
 What runs where (all ``redis-server`` from the Debian package, each started by
 ``common.spawn`` in its own session with a config file we write, listening on
 127.0.0.1 only, no persistence -- ``save ""``, no AOF -- because test data is
-throw-away and snapshots would only slow things down):
+throw-away and snapshots would only slow things down; only ``redis-persist``
+keeps its data):
 
 * main (``up``/``down``): 127.0.0.1:16379, files under ``.brokers/redis/``.
   Users: ``default`` without password and ``qctl``/``qctl-secret`` (ACL), so
   tests can check auth URLs, wrong passwords and password redaction.
 * TLS (``tls_up``/``tls_down``, on demand): 127.0.0.1:16380 with TLS only
-  (``port 0``), a throw-away CA and server certificate made with the openssl CLI
-  under ``.brokers/redis-tls/``; clients need not present certificates.
+  (``port 0``), a server certificate under ``.brokers/redis-tls/`` signed by the
+  harness CA (``common.ensure_ca``); clients need not present certificates.
+* mTLS (``mtls_up``/``mtls_down``, on demand): 127.0.0.1:16381, TLS only with
+  ``tls-auth-clients yes``: a client must present a certificate signed by the
+  harness CA; ``.brokers/redis-mtls/client.{crt,key}`` is one.
+* Persistent (``persist_up``/``persist_down``, on demand): 127.0.0.1:16382 with
+  ``appendonly yes`` (fsync every second, flushed on SIGTERM), so restart tests
+  (``restart``) find their data again.
 * Cluster (``cluster_up``/``cluster_down``, on demand): three masters on
   127.0.0.1:17001..17003 (cluster bus on +10000), one directory each under
   ``.brokers/redis-cluster/<port>/``, where ``nodes.conf`` keeps the slot map so a
   restart re-forms the same cluster without ``redis-cli --cluster create``.
 
-``down`` stops every one of these that is running, by the pid in its pid file.
+``down`` stops every one of these that is running, by the pid in its pid file;
+``terminate``/``restart`` SIGTERM one and start it again on the same port.
 Standard library only: this runs before qctl's venv exists.
 """
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +40,7 @@ from typing import BinaryIO
 from .common import (
     apt_install,
     broker_dir,
+    issue_certificate,
     log,
     port_open,
     read_pid,
@@ -41,13 +51,13 @@ from .common import (
     update_env,
     wait_until,
 )
+from .common import ca_file as common_ca_file
 
 NAME = "redis"
 
 HOST = "127.0.0.1"
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
-OPENSSL = "/usr/bin/openssl"
 
 TEST_USER, TEST_PASSWORD = "qctl", "qctl-secret"
 START_TIMEOUT = 30.0
@@ -63,6 +73,8 @@ class Instance:
     port: int
     tls: bool = False
     cluster: bool = False
+    client_auth: bool = False  # TLS that requires a client certificate
+    persist: bool = False      # appendonly yes
 
     @property
     def dir(self) -> Path:
@@ -87,6 +99,8 @@ class Instance:
 
 MAIN = Instance("redis", 16379)
 TLS = Instance("redis-tls", 16380, tls=True)
+MTLS = Instance("redis-mtls", 16381, tls=True, client_auth=True)
+PERSIST = Instance("redis-persist", 16382, persist=True)
 CLUSTER = tuple(Instance(f"redis-cluster/{port}", port, cluster=True) for port in (17001, 17002, 17003))
 
 MAIN_ENV = {
@@ -94,6 +108,7 @@ MAIN_ENV = {
     "QCTL_TEST_REDIS_ACL_URL": f"redis://{TEST_USER}:{TEST_PASSWORD}@{HOST}:{MAIN.port}/0",
 }
 CLUSTER_ENV = {"QCTL_TEST_REDIS_CLUSTER_URL": f"redis://{HOST}:{CLUSTER[0].port}/0"}
+PERSIST_ENV = {"QCTL_TEST_REDIS_PERSIST_URL": f"redis://{HOST}:{PERSIST.port}/0"}
 
 
 def tls_dir() -> Path:
@@ -101,11 +116,23 @@ def tls_dir() -> Path:
 
 
 def ca_file() -> Path:
-    return tls_dir() / "ca.crt"
+    return common_ca_file()
+
+
+def client_cert() -> tuple[Path, Path]:
+    """The client certificate and key that the mTLS instance accepts."""
+    return MTLS.dir / "client.crt", MTLS.dir / "client.key"
 
 
 def tls_env() -> dict[str, str]:
     return {"QCTL_TEST_REDISS_URL": f"rediss://{HOST}:{TLS.port}/0",
+            "QCTL_TEST_REDIS_CA_FILE": str(ca_file())}
+
+
+def mtls_env() -> dict[str, str]:
+    cert, key = client_cert()
+    return {"QCTL_TEST_REDIS_MTLS_URL": f"rediss://{HOST}:{MTLS.port}/0",
+            "QCTL_TEST_REDIS_CLIENT_CERT": str(cert), "QCTL_TEST_REDIS_CLIENT_KEY": str(key),
             "QCTL_TEST_REDIS_CA_FILE": str(ca_file())}
 
 
@@ -124,6 +151,9 @@ def connect(instance: Instance, timeout: float = 2) -> socket.socket:
     if not instance.tls:
         return sock
     context = ssl.create_default_context(cafile=str(ca_file()))
+    if instance.client_auth:
+        cert, key = client_cert()
+        context.load_cert_chain(str(cert), str(key))
     # server_hostname as an IP makes ssl check the certificate's IP SAN.
     return context.wrap_socket(sock, server_hostname=HOST)
 
@@ -175,9 +205,10 @@ def base_config(instance: Instance) -> list[str]:
         f'dir "{instance.dir}"',
         f'pidfile "{instance.pid_file}"',
         'logfile ""',  # stdout, which spawn sends to redis.log
-        # Throw-away data: no RDB snapshots, no AOF.
+        # Throw-away data: no RDB snapshots, and an AOF only where restarts must keep data.
         'save ""',
-        "appendonly no",
+        f"appendonly {'yes' if instance.persist else 'no'}",
+        "appendfsync everysec",
         "slowlog-max-len 1024",
         "user default on nopass ~* &* +@all",
         f"user {TEST_USER} on >{TEST_PASSWORD} ~* &* +@all",
@@ -190,10 +221,10 @@ def listen_config(instance: Instance) -> list[str]:
     return [
         "port 0",
         f"tls-port {instance.port}",
-        f'tls-cert-file "{tls_dir() / "server.crt"}"',
-        f'tls-key-file "{tls_dir() / "server.key"}"',
+        f'tls-cert-file "{instance.dir / "server.crt"}"',
+        f'tls-key-file "{instance.dir / "server.key"}"',
         f'tls-ca-cert-file "{ca_file()}"',
-        "tls-auth-clients no",
+        f"tls-auth-clients {'yes' if instance.client_auth else 'no'}",
     ]
 
 
@@ -265,65 +296,45 @@ def up() -> dict[str, str]:
 
 
 def down() -> None:
-    """Stop everything this module runs: main, TLS and cluster instances."""
+    """Stop everything this module runs: main, TLS, mTLS, persistent and cluster instances."""
     cluster_down()
     tls_down()
-    remove_env(list(MAIN_ENV))
+    mtls_down()
+    persist_down()
+    remove_env([*MAIN_ENV, "QCTL_TEST_REDIS_CA_FILE"])
     stop(MAIN)
 
 
 def status() -> str:
     cluster = "; ".join(describe(node) for node in CLUSTER)
-    return f"{NAME}: {describe(MAIN)}; {describe(TLS)}; {cluster}"
+    return f"{NAME}: {describe(MAIN)}; {describe(TLS)}; {describe(MTLS)}; {describe(PERSIST)}; {cluster}"
 
 
-# --- TLS instance -------------------------------------------------------------
-
-OPENSSL_CONFIG = f"""\
-# Written by tools/harness/redis.py: a throw-away CA and a server certificate for {HOST}.
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = qctl test
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:{HOST}, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
+def terminate(instance: Instance = MAIN) -> None:
+    """SIGTERM one instance and wait until it is gone; ``.brokers/env`` keeps its URLs (for restart tests)."""
+    stop(instance)
+    wait_until(f"{NAME}: {instance.label} port to close", lambda: not port_open(instance.port), timeout=15)
 
 
-def make_certificates() -> None:
-    """CA + server key/cert, made once; kept across restarts so QCTL_TEST_REDIS_CA_FILE stays valid."""
-    directory = tls_dir()
-    wanted = [directory / name for name in ("ca.crt", "server.crt", "server.key")]
-    if all(path.exists() for path in wanted):
-        return
-    apt_install({"openssl": OPENSSL})
-    config = directory / "openssl.cnf"
-    config.write_text(OPENSSL_CONFIG)
-    days = "3650"
-    run([OPENSSL, "req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048", "-days", days,
-         "-config", str(config), "-extensions", "v3_ca", "-subj", "/CN=qctl test CA",
-         "-keyout", "ca.key", "-out", "ca.crt"], cwd=directory)
-    run([OPENSSL, "req", "-new", "-nodes", "-newkey", "rsa:2048", "-config", str(config),
-         "-subj", f"/CN={HOST}", "-keyout", "server.key", "-out", "server.csr"], cwd=directory)
-    run([OPENSSL, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-days", days, "-extfile", str(config), "-extensions", "v3_server",
-         "-out", "server.crt"], cwd=directory)
-    log(f"{NAME}: made a CA and server certificate in {directory}")
+def restart(instance: Instance = MAIN, *, pause: float = 0.0) -> None:
+    """SIGTERM ``instance`` and start it again on the same port; only ``PERSIST`` keeps its data."""
+    terminate(instance)
+    time.sleep(pause)
+    ensure_running(instance)
+
+
+# --- TLS, mTLS and persistent instances ----------------------------------------
+
+def make_certificates(instance: Instance) -> None:
+    """The instance's server certificate (and the mTLS client's), signed by the harness CA, kept while valid."""
+    issue_certificate(instance.dir, "server")
+    if instance.client_auth:
+        issue_certificate(instance.dir, "client", client=True)
 
 
 def tls_up() -> dict[str, str]:
     install()
-    make_certificates()
+    make_certificates(TLS)
     ensure_running(TLS)
     env = tls_env()
     update_env(env)
@@ -331,12 +342,46 @@ def tls_up() -> dict[str, str]:
 
 
 def tls_down() -> None:
-    remove_env(list(tls_env()))
+    remove_env(["QCTL_TEST_REDISS_URL"])
     stop(TLS)
 
 
 def tls_status() -> str:
     return f"{NAME}: {describe(TLS)}"
+
+
+def mtls_up() -> dict[str, str]:
+    install()
+    make_certificates(MTLS)
+    ensure_running(MTLS)
+    env = mtls_env()
+    update_env(env)
+    return env
+
+
+def mtls_down() -> None:
+    remove_env([key for key in mtls_env() if key != "QCTL_TEST_REDIS_CA_FILE"])
+    stop(MTLS)
+
+
+def mtls_status() -> str:
+    return f"{NAME}: {describe(MTLS)}"
+
+
+def persist_up() -> dict[str, str]:
+    install()
+    ensure_running(PERSIST)
+    update_env(PERSIST_ENV)
+    return dict(PERSIST_ENV)
+
+
+def persist_down() -> None:
+    remove_env(list(PERSIST_ENV))
+    stop(PERSIST)
+
+
+def persist_status() -> str:
+    return f"{NAME}: {describe(PERSIST)}"
 
 
 # --- cluster ------------------------------------------------------------------
@@ -412,5 +457,8 @@ def cluster_status() -> str:
 def redis_cli(*args: str, instance: Instance = MAIN) -> str:
     """Run redis-cli against an instance (TLS flags added for the TLS one); returns its output."""
     tls = ["--tls", "--cacert", str(ca_file())] if instance.tls else []
+    if instance.client_auth:
+        cert, key = client_cert()
+        tls += ["--cert", str(cert), "--key", str(key)]
     return run([REDIS_CLI, "-h", HOST, "-p", str(instance.port), *tls, *args]).stdout
 
