@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -79,6 +80,34 @@ def apt_install(packages: dict[str, str]) -> None:
     finally:
         if created_policy:
             policy.unlink(missing_ok=True)
+
+
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+
+
+def ensure_java() -> None:
+    apt_install({"openjdk-17-jre-headless": "/usr/bin/java", "maven": "/usr/bin/mvn"})
+
+
+def maven_resolve(pom: Path, lib: Path, *, profile: str = "", label: str) -> None:
+    """Copy the pom's (profile's) runtime jars from Maven Central into ``lib``, unless done for this pom."""
+    marker = lib / ".resolved"
+    digest = hashlib.sha256(pom.read_bytes() + profile.encode()).hexdigest()
+    if marker.exists() and marker.read_text() == digest:
+        return
+    ensure_java()
+    started = time.monotonic()
+    # Resolve into a scratch folder and swap it in, so an interrupted run never looks complete
+    # and jars of an older pom never mix with the new ones.
+    partial = lib.with_name(lib.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    run(["mvn", "-B", "-q", "-f", str(pom), *(["-P", profile] if profile else []), DEPENDENCY_PLUGIN,
+         "-DincludeScope=runtime", f"-DoutputDirectory={partial}"], timeout=900)
+    (partial / ".resolved").write_text(digest)
+    shutil.rmtree(lib, ignore_errors=True)
+    partial.rename(lib)
+    jars = list(lib.glob("*.jar"))
+    log(f"{label}: resolved {len(jars)} jars{f' ({profile})' if profile else ''} in {time.monotonic() - started:.1f}s")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -17,8 +17,6 @@ Each node's storage is formatted once with a cluster id kept next to it, so rest
 from __future__ import annotations
 
 import base64
-import hashlib
-import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +26,9 @@ from pathlib import Path
 from .common import (
     BROKERS_DIR,
     REPO,
-    apt_install,
     broker_dir,
     log,
+    maven_resolve,
     pid_alive,
     port_open,
     read_pid,
@@ -52,7 +50,6 @@ LIB = RUNTIME_DIR / "lib"
 TOOLS_LIB = RUNTIME_DIR / "tools-lib"
 TOOLS_CONF = RUNTIME_DIR / "tools-conf"
 LOG4J_CONFIG = RUNTIME_DIR / "log4j2.properties"
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 
 URL_KEY = "QCTL_TEST_KAFKA_URL"
 CLUSTER_URL_KEY = "QCTL_TEST_KAFKA_CLUSTER_URL"
@@ -160,29 +157,9 @@ def _cluster_nodes() -> list[Node]:
 # --- jars -------------------------------------------------------------------------------------------
 
 
-def _ensure_tools() -> None:
-    apt_install({"openjdk-17-jre-headless": "/usr/bin/java", "maven": "/usr/bin/mvn"})
-
-
 def _resolve(profile: str, lib: Path) -> None:
     """Copy the profile's runtime jars into ``lib`` unless a previous run finished for this pom."""
-    marker = lib / ".resolved"
-    digest = hashlib.sha256(POM.read_bytes() + profile.encode()).hexdigest()
-    if marker.exists() and marker.read_text() == digest:
-        return
-    _ensure_tools()
-    started = time.monotonic()
-    # Resolve into a scratch folder and swap it in, so an interrupted run never looks complete
-    # and jars of an older pom never mix with the new ones.
-    partial = lib.with_name(lib.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    run(["mvn", "-B", "-q", "-f", str(POM), "-P", profile, DEPENDENCY_PLUGIN,
-         "-DincludeScope=runtime", f"-DoutputDirectory={partial}"], timeout=900)
-    (partial / ".resolved").write_text(digest)
-    shutil.rmtree(lib, ignore_errors=True)
-    partial.rename(lib)
-    jars = list(lib.glob("*.jar"))
-    log(f"kafka: resolved {len(jars)} jars ({profile}) in {time.monotonic() - started:.1f}s")
+    maven_resolve(POM, lib, profile=profile, label=NAME)
 
 
 def _broker_classpath() -> str:

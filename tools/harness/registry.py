@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import kafka, rabbitmq, redis
+from . import kafka, rabbitmq, redis, sqs
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ BROKERS: dict[str, Broker] = {
     "rabbitmq": Broker(rabbitmq.up, rabbitmq.down, rabbitmq.status),
     "kafka": Broker(kafka.up, kafka.down, kafka.status),
     "kafka-cluster": Broker(kafka.cluster_up, kafka.cluster_down, kafka.cluster_status),
+    "sqs": Broker(sqs.up, sqs.down, sqs.status, sqs.terminate),
 }
 
 # What `tools/brokers up` with no NAME starts: what the normal test run needs.
