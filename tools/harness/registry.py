@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import kafka, rabbitmq, redis, sqs
+from . import kafka, mqtt, rabbitmq, redis, sqs
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ BROKERS: dict[str, Broker] = {
     "kafka": Broker(kafka.up, kafka.down, kafka.status),
     "kafka-cluster": Broker(kafka.cluster_up, kafka.cluster_down, kafka.cluster_status),
     "sqs": Broker(sqs.up, sqs.down, sqs.status, sqs.terminate),
+    "mqtt": Broker(mqtt.up, mqtt.down, mqtt.status, mqtt.terminate),
 }
 
 # What `tools/brokers up` with no NAME starts: what the normal test run needs.
