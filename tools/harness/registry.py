@@ -33,7 +33,7 @@ BROKERS: dict[str, Broker] = {
     "redis-persist": Broker(redis.persist_up, redis.persist_down, redis.persist_status,
                             lambda: redis.terminate(redis.PERSIST)),
     "redis-cluster": Broker(redis.cluster_up, redis.cluster_down, redis.cluster_status),
-    "rabbitmq": Broker(rabbitmq.up, rabbitmq.down, rabbitmq.status),
+    "rabbitmq": Broker(rabbitmq.up, rabbitmq.down, rabbitmq.status, rabbitmq.terminate),
     "kafka": Broker(kafka.up, kafka.down, kafka.status),
     "kafka-cluster": Broker(kafka.cluster_up, kafka.cluster_down, kafka.cluster_status),
     "sqs": Broker(sqs.up, sqs.down, sqs.status, sqs.terminate),
