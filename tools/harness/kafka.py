@@ -5,13 +5,20 @@ There is no Docker here and Debian has no Kafka broker package, so the jars of `
 ``.brokers/kafka-runtime/lib`` and started with the machine's Java 17, the way ``kafka-server-start.sh``
 would.  Kafka 4.x runs in KRaft combined mode (broker and controller in one JVM), so no ZooKeeper.
 
-* ``up()``: one node on 127.0.0.1:39092 (controller 39093), data under ``.brokers/kafka``.
+* ``up()``: one node on 127.0.0.1:39092 (controller 39093), data under ``.brokers/kafka``, with two TLS
+  listeners beside it: SSL on 127.0.0.1:39094 and SASL_SSL with SCRAM-SHA-512 on 127.0.0.1:39095
+  (user ``qctl``/``qctl-secret``, created through the Admin API by Kafka's own ``ConfigCommand``).  The
+  server certificate comes from the harness CA (``common.ensure_ca``) in a PKCS12 keystore made with
+  openssl; clients need no certificate.  Inter-broker and controller traffic stays PLAINTEXT.  A running
+  node whose server.properties differs from what ``up`` would write (e.g. from before the TLS
+  listeners) is restarted with the new one, data kept.
 * ``cluster_up()``: three combined nodes on 39192/39194/39196 (controllers 39193/39195/39197), data under
   ``.brokers/kafka-cluster``, for replication-factor-3 topics.
 * ``tools_classpath()``: Kafka's own command-line tools (``kafka-tools``, kept in a separate lib folder
   because it pulls in Kafka Connect), which benchmarks compare qctl against.
 
-Each node's storage is formatted once with a cluster id kept next to it, so restarts reuse the data.
+Each node's storage is formatted once with a cluster id kept next to it, so restarts reuse the data;
+``terminate()`` SIGTERMs the single node (a controlled shutdown) and keeps its env lines for ``up``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from .common import (
     BROKERS_DIR,
     REPO,
     broker_dir,
+    ca_file,
+    issue_certificate,
     log,
     maven_resolve,
     pid_alive,
@@ -52,11 +61,19 @@ TOOLS_CONF = RUNTIME_DIR / "tools-conf"
 LOG4J_CONFIG = RUNTIME_DIR / "log4j2.properties"
 
 URL_KEY = "QCTL_TEST_KAFKA_URL"
+SSL_URL_KEY = "QCTL_TEST_KAFKA_SSL_URL"
+SASL_URL_KEY = "QCTL_TEST_KAFKA_SASL_URL"
+CA_KEY = "QCTL_TEST_KAFKA_CA_FILE"
 CLUSTER_URL_KEY = "QCTL_TEST_KAFKA_CLUSTER_URL"
 TOOLS_CP_KEY = "QCTL_TEST_KAFKA_TOOLS_CP"
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
+SSL_PORT, SASL_SSL_PORT = 39094, 39095
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+TEST_USER, TEST_PASSWORD = "qctl", "qctl-secret"
+KEYSTORE_PASSWORD = "qctl-keystore"
+OPENSSL = "/usr/bin/openssl"
 STARTED_LINE = "Kafka Server started"
 
 # The scripts' JVM flags (kafka-server-start.sh / kafka-run-class.sh) minus JMX and GC logging,
@@ -123,6 +140,7 @@ class Node:
     voters: str        # the static quorum, e.g. "1@127.0.0.1:39093"
     replication: int   # replication factor of the internal topics
     cluster_id_file: Path
+    tls: bool = False  # SSL and SASL_SSL listeners on SSL_PORT/SASL_SSL_PORT
 
     @property
     def pid_file(self) -> Path:
@@ -140,10 +158,18 @@ class Node:
     def properties_file(self) -> Path:
         return self.home / "server.properties"
 
+    @property
+    def keystore(self) -> Path:
+        return self.home / "server.p12"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.controller_port, *((SSL_PORT, SASL_SSL_PORT) if self.tls else ()))
+
 
 def _single_node() -> Node:
     home = broker_dir(NAME)
-    return Node(1, 39092, 39093, home, f"1@{HOST}:39093", 1, home / "cluster-id")
+    return Node(1, 39092, 39093, home, f"1@{HOST}:39093", 1, home / "cluster-id", tls=True)
 
 
 def _cluster_nodes() -> list[Node]:
@@ -185,8 +211,33 @@ def _java(classpath: str, node: Node) -> list[str]:
 # --- one node ---------------------------------------------------------------------------------------
 
 
-def _properties(node: Node) -> str:
+def _tls_settings(node: Node) -> dict[str, str]:
+    if not node.tls:
+        return {}
+    return {
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(node.keystore),
+        "ssl.keystore.password": KEYSTORE_PASSWORD,
+        "ssl.key.password": KEYSTORE_PASSWORD,
+        "ssl.client.auth": "none",
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    }
+
+
+def _listeners(node: Node) -> tuple[str, str]:
+    """The ``listeners`` value and the security protocol map."""
     listeners = f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if node.tls:
+        listeners += f",SSL://{HOST}:{SSL_PORT},SASL_SSL://{HOST}:{SASL_SSL_PORT}"
+        protocols += ",SSL:SSL,SASL_SSL:SASL_SSL"
+    return listeners, protocols
+
+
+def _properties(node: Node) -> str:
+    listeners, protocols = _listeners(node)
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
@@ -196,7 +247,7 @@ def _properties(node: Node) -> str:
         "advertised.listeners": listeners,
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(node.data_dir),
         "default.replication.factor": str(node.replication),
         "offsets.topic.replication.factor": str(node.replication),
@@ -205,6 +256,7 @@ def _properties(node: Node) -> str:
         "share.coordinator.state.topic.replication.factor": str(node.replication),
         "share.coordinator.state.topic.min.isr": str(min(node.replication, 2)),
         **TEST_SETTINGS,
+        **_tls_settings(node),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -250,7 +302,7 @@ def _stop(node: Node) -> bool:
     # The JVM's main thread can be reaped before the threads holding the sockets, so wait for the
     # ports too: a following up() must not mistake them for someone else's broker.
     wait_until(f"kafka node {node.node_id} ports to close",
-               lambda: not port_open(node.port) and not port_open(node.controller_port), timeout=15)
+               lambda: not any(port_open(port) for port in node.ports), timeout=15)
     return True
 
 
@@ -263,17 +315,28 @@ def _stop_all(nodes: list[Node]) -> bool:
 
 def _check_ports_free(node: Node) -> None:
     """Refuse to start a second broker over whatever already listens on our ports."""
-    for port in (node.port, node.controller_port):
+    for port in node.ports:
         if port_open(port):
             raise RuntimeError(
                 f"kafka: 127.0.0.1:{port} is already in use but {node.pid_file} names no live process; "
                 "stop whatever listens there (e.g. `ss -ltnp`) before starting kafka")
 
 
+def _make_keystore(node: Node) -> None:
+    """The PKCS12 keystore with the harness CA's server certificate, remade when the certificate is."""
+    cert, key = issue_certificate(node.home, "server")
+    if node.keystore.exists() and node.keystore.stat().st_mtime >= cert.stat().st_mtime:
+        return
+    run([OPENSSL, "pkcs12", "-export", "-in", str(cert), "-inkey", str(key), "-certfile", str(ca_file()),
+         "-name", "kafka", "-passout", f"pass:{KEYSTORE_PASSWORD}", "-out", str(node.keystore)])
+
+
 def _prepare(node: Node, classpath: str) -> None:
-    """Write the node's server.properties and format its storage the first time."""
+    """Write the node's server.properties (and keystore) and format its storage the first time."""
     _check_ports_free(node)
     node.home.mkdir(parents=True, exist_ok=True)
+    if node.tls:
+        _make_keystore(node)
     node.properties_file.write_text(_properties(node))
     _format(node, classpath)
 
@@ -327,6 +390,24 @@ def _up(nodes: list[Node]) -> float:
     return time.monotonic() - started
 
 
+def _ensure_scram_user(node: Node) -> None:
+    """Create the SCRAM-SHA-512 user once per formatted storage (a marker remembers which one)."""
+    marker = node.home / "scram-user"
+    storage = (node.data_dir / "meta.properties").read_text()
+    if marker.exists() and marker.read_text() == storage:
+        return
+    started = time.monotonic()
+    run([*_java(_broker_classpath(), node), "kafka.admin.ConfigCommand", "--bootstrap-server",
+         f"{HOST}:{node.port}", "--alter", "--entity-type", "users", "--entity-name", TEST_USER,
+         "--add-config", f"{SCRAM_MECHANISM}=[iterations=4096,password={TEST_PASSWORD}]"], timeout=120)
+    marker.write_text(storage)
+    log(f"kafka: SCRAM user {TEST_USER} created in {time.monotonic() - started:.1f}s")
+
+
+def _config_current(node: Node) -> bool:
+    return node.properties_file.exists() and node.properties_file.read_text() == _properties(node)
+
+
 def _status(label: str, nodes: list[Node]) -> str:
     parts = []
     for node in nodes:
@@ -346,21 +427,39 @@ def _status(label: str, nodes: list[Node]) -> str:
 # --- public interface ---------------------------------------------------------------------------------
 
 
+def _single_env(node: Node) -> dict[str, str]:
+    return {URL_KEY: f"kafka://{HOST}:{node.port}", TOOLS_CP_KEY: tools_classpath(),
+            SSL_URL_KEY: f"kafka+ssl://{HOST}:{SSL_PORT}",
+            SASL_URL_KEY: f"kafka+ssl://{TEST_USER}:{TEST_PASSWORD}@{HOST}:{SASL_SSL_PORT}"
+                          f"?sasl_mechanism={SCRAM_MECHANISM}",
+            CA_KEY: str(ca_file())}
+
+
 def up() -> dict[str, str]:
     """Start the single-node broker unless it already serves; write and return its env values."""
     node = _single_node()
+    if _running_pid(node) is not None and not _config_current(node):
+        log("kafka: the running node's server.properties is outdated (e.g. no TLS listeners); restarting it")
+        _stop(node)
     if _running_pid(node) is None or not _serving(node):
         seconds = _up([node])
         log(f"kafka: serving on {HOST}:{node.port} after {seconds:.1f}s")
-    env = {URL_KEY: f"kafka://{HOST}:{node.port}", TOOLS_CP_KEY: tools_classpath()}
+    _ensure_scram_user(node)
+    env = _single_env(node)
     update_env(env)
     return env
+
+
+def terminate() -> None:
+    """SIGTERM the single node and wait until its ports close; data and env lines are kept."""
+    if _stop(_single_node()):
+        log("kafka: terminated")
 
 
 def down() -> None:
     if _stop(_single_node()):
         log("kafka: stopped")
-    remove_env([URL_KEY, TOOLS_CP_KEY])
+    remove_env([URL_KEY, TOOLS_CP_KEY, SSL_URL_KEY, SASL_URL_KEY, CA_KEY])
 
 
 def status() -> str:
