@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import kafka, mqtt, rabbitmq, redis, sqs
+from . import kafka, mqtt, rabbitmq, rabbitmq_cluster, redis, sqs
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ BROKERS: dict[str, Broker] = {
                             lambda: redis.terminate(redis.PERSIST)),
     "redis-cluster": Broker(redis.cluster_up, redis.cluster_down, redis.cluster_status),
     "rabbitmq": Broker(rabbitmq.up, rabbitmq.down, rabbitmq.status, rabbitmq.terminate),
-    "kafka": Broker(kafka.up, kafka.down, kafka.status),
+    "rabbitmq-cluster": Broker(rabbitmq_cluster.up, rabbitmq_cluster.down, rabbitmq_cluster.status),
+    "kafka": Broker(kafka.up, kafka.down, kafka.status, kafka.terminate),
     "kafka-cluster": Broker(kafka.cluster_up, kafka.cluster_down, kafka.cluster_status),
     "sqs": Broker(sqs.up, sqs.down, sqs.status, sqs.terminate),
     "mqtt": Broker(mqtt.up, mqtt.down, mqtt.status, mqtt.terminate),
