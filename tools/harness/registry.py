@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import kafka, mqtt, rabbitmq, rabbitmq_cluster, redis, sqs
+from . import frameworks, kafka, mqtt, rabbitmq, rabbitmq_cluster, redis, sqs
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ BROKERS: dict[str, Broker] = {
     "kafka-cluster": Broker(kafka.cluster_up, kafka.cluster_down, kafka.cluster_status),
     "sqs": Broker(sqs.up, sqs.down, sqs.status, sqs.terminate),
     "mqtt": Broker(mqtt.up, mqtt.down, mqtt.status, mqtt.terminate),
+    # Not a server: RQ/Celery venv, Sidekiq and BullMQ installs for tests/frameworks/.
+    "frameworks": Broker(frameworks.up, frameworks.down, frameworks.status),
 }
 
 # What `tools/brokers up` with no NAME starts: what the normal test run needs.
