@@ -44,7 +44,7 @@ BROKERS: dict[str, Broker] = {
 }
 
 # What `tools/brokers up` with no NAME starts: what the normal test run needs.
-DEFAULT = ("redis", "rabbitmq", "kafka")
+DEFAULT = ("redis", "rabbitmq", "kafka", "sqs", "mqtt", "frameworks")
 
 
 def terminate(name: str) -> None:
