@@ -11,8 +11,9 @@ run with the machine's Java 17 as ``org.elasticmq.server.Main``.
   (ElasticMQ's ``queues-storage``) and come back after a restart.  Messages live in memory only: the
   H2-backed ``messages-storage`` crashes on message-move tasks (StartMessageMoveTask, what a DLQ
   redrive uses), so it stays off and ``restart`` loses messages, like a real queue purge.
-* JVM flags: C1 only (``TieredStopAtLevel=1``), the serial GC and small thread stacks -- a 2-core box
-  that also runs Kafka and RabbitMQ; it starts in about 5.5 s.
+* JVM flags: C1 only (``TieredStopAtLevel=1``), the serial GC, small thread stacks and a 256 MiB heap
+  -- a 2-core box that also runs Kafka and RabbitMQ.  It serves 2-3 s after the JVM starts here (up to
+  5.5 s on a loaded machine); resolving the jars the first time takes ~18 s with an empty ~/.m2.
 
 Ready means an HTTP ``GET /?Action=ListQueues`` answers 200.  Standard library only.
 """
