@@ -138,10 +138,11 @@ def rq_enqueue(queue: str, *, ok: int = 0, failing: int = 0, exc: str = "ValueEr
     return int(_python("rq", "rq_tool.py", "enqueue", queue, ok, failing, exc, message)["enqueued"])
 
 
-def rq_work(queue: str, *, fail: bool, workers: int = 1) -> WorkResult:
-    """``rq worker --burst`` (SimpleWorker) until the queue is empty.  ``fail=True``: the flaky jobs raise
-    and land in ``rq:failed:<queue>``; ``fail=False``: they complete (e.g. after qctl retried them)."""
-    return _work(_python("rq", "rq_tool.py", "work", queue, int(fail), workers))
+def rq_work(queue: str, *, fail: bool, workers: int = 1, fork: bool = False) -> WorkResult:
+    """``rq worker --burst`` until the queue is empty (SimpleWorker; ``fork=True``: RQ's default forking
+    Worker, ~10x slower, same Redis data).  ``fail=True``: the flaky jobs raise and land in
+    ``rq:failed:<queue>``; ``fail=False``: they complete (e.g. after qctl retried them)."""
+    return _work(_python("rq", "rq_tool.py", "work", queue, int(fail), workers, int(fork)))
 
 
 def rq_bulk_failed(queue: str, n: int, *, exc: str = "ValueError", message: str = "qctl test failure",

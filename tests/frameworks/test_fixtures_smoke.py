@@ -21,7 +21,7 @@ def test_rq_failing_jobs_land_in_the_failed_registry_and_complete_when_retried(
         frameworks_env: dict[str, str]) -> None:
     queue = fixtures.unique_queue("rq")
     assert fixtures.rq_enqueue(queue, ok=2, failing=3, exc="TimeoutError", message="took too long") == 5
-    first = fixtures.rq_work(queue, fail=True)
+    first = fixtures.rq_work(queue, fail=True, fork=True)   # exactly `rq worker --burst`
     assert (first.completed, first.failed) == (2, 3)
     db = fixtures.client("rq")
     failed = db.zrange(f"rq:failed:{queue}", 0, -1)
@@ -78,3 +78,20 @@ def test_bullmq_failures_land_in_the_failed_set_and_complete_when_retried(framew
     assert db.hget(f"bull:{queue}:{failed[0].decode()}", "failedReason") == b"took too long"
     assert fixtures.bullmq_retry_failed(queue).count == 2
     assert fixtures.bullmq_work(queue, fail=False).completed == 2
+
+
+def test_bulk_helpers_and_the_frameworks_own_retries(frameworks_env: dict[str, str]) -> None:
+    queue = fixtures.unique_queue("bulk")
+    made = fixtures.sidekiq_bulk_failed(queue, 100, dead=True, error="QctlBulkError")
+    assert made.count == 100 and fixtures.sidekiq_sizes(queue)["dead"] == 100
+    assert fixtures.sidekiq_retry_all("dead").count >= 100
+    assert fixtures.sidekiq_work(queue, fail=False).completed == 100
+
+    made = fixtures.bullmq_bulk_failed(queue, 100, error_name="TimeoutError")
+    assert made.count == 100 and fixtures.client("bullmq").zcard(f"bull:{queue}:failed") == 100
+    assert fixtures.bullmq_retry_failed(queue).count == 100
+    assert fixtures.bullmq_work(queue, fail=False, concurrency=10).completed == 100
+
+    assert fixtures.celery_bulk_unacked(queue, 100).count == 100
+    assert fixtures.celery_restore_unacked(queue).count >= 100
+    assert fixtures.celery_work(queue).completed == 100

@@ -1,7 +1,8 @@
 """RQ producer, worker runs and bulk helpers for qctl's tests, run in .brokers/frameworks-venv.
 
     python rq_tool.py enqueue QUEUE OK FAILING EXC MESSAGE   Queue.enqueue_many (one pipeline)
-    python rq_tool.py work QUEUE FAIL [WORKERS]              `rq worker --burst` (SimpleWorker), report counts
+    python rq_tool.py work QUEUE FAIL [WORKERS [FORK]]       `rq worker --burst` (SimpleWorker; FORK=1: the
+                                                             default forking Worker), report counts
     python rq_tool.py bulk-failed QUEUE N EXC MESSAGE [WORKERS]  enqueue_many + failing burst workers
     python rq_tool.py bulk-failed-direct QUEUE N EXC MESSAGE  RQ's failure handling without running the jobs
     python rq_tool.py requeue QUEUE                          FailedJobRegistry.requeue for every failed job
@@ -51,16 +52,17 @@ def counts(queue: Queue) -> tuple[int, int]:
     return finished, failed
 
 
-def work(queue: Queue, fail: bool, workers: int = 1, level: str = "WARNING") -> dict[str, float]:
+def work(queue: Queue, fail: bool, workers: int = 1, level: str = "WARNING", fork: bool = False) -> dict[str, float]:
     """``rq worker --burst`` processes until the queue is empty; completions from RQ's own registries."""
     started = time.monotonic()
     finished, failed = counts(queue)
     env = dict(os.environ, QCTL_JOBS_FAIL="1" if fail else "0", PYTHONPATH=str(HERE))
     rq = str(Path(sys.executable).with_name("rq"))
+    # SimpleWorker runs jobs in the worker process: no fork per job (~10x faster here), same Redis data.
+    worker_class = [] if fork else ["--worker-class", "rq.worker.SimpleWorker"]
     command = [rq, "worker", "--burst", "--logging_level", level,
                "--url", env.get("REDIS_URL", "redis://127.0.0.1:16379/7"),
-               # SimpleWorker runs jobs in the worker process: no fork per job (~10x faster here).
-               "--worker-class", "rq.worker.SimpleWorker", "--disable-job-desc-logging", queue.name]
+               *worker_class, "--disable-job-desc-logging", queue.name]
     procs = [subprocess.Popen(command, env=env, cwd=HERE, stdout=subprocess.DEVNULL) for _ in range(workers)]
     codes = [proc.wait() for proc in procs]
     if any(codes):
@@ -113,7 +115,8 @@ def main(argv: list[str]) -> dict[str, float]:
         added = enqueue(queue, int(args[0]), int(args[1]), args[2], args[3])
         return {"enqueued": added, "seconds": time.monotonic() - started}
     if command == "work":
-        return work(queue, args[0] == "1", int(args[1]) if len(args) > 1 else 1)
+        return work(queue, args[0] == "1", int(args[1]) if len(args) > 1 else 1,
+                    fork=len(args) > 2 and args[2] == "1")
     if command == "bulk-failed":
         started = time.monotonic()
         enqueue(queue, 0, int(args[0]), args[1], args[2])
