@@ -1,87 +1,55 @@
 """The one interface every backend implements.
 
-Adapters live in ``qctl.adapters`` and are reached only through
-``qctl.registry``.  An adapter never prints and never exits: it returns
-``qctl.models`` dataclasses, reports progress through a :class:`Progress`, and
-raises ``qctl.errors`` exceptions (it translates its driver's errors at its edge).
+Adapters live in ``qctl.adapters`` (or register an entry point) and are reached
+only through ``qctl.registry``.  An adapter never prints and never exits: it
+returns ``qctl.models`` dataclasses and ``qctl.primitives`` readers and
+destinations, and raises ``qctl.errors`` exceptions (it translates its
+driver's errors at its edge).  It holds no rule about redrive, move, limits,
+dry runs or interruption: those are the core's (``qctl.engine``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import ClassVar, Self
 
-from qctl.deadletter import DeadLetterNaming
-from qctl.models import (
-    Message,
-    PeekRequest,
-    PurgeRequest,
-    PurgeResult,
-    QueueStats,
-    RedriveRequest,
-    RedriveResult,
-)
-from qctl.urls import BrokerURL
+from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.options import ConnectOptions, TLSFiles
+from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
+from qctl.progress import NoProgress, Progress
+
+__all__ = ["About", "Adapter", "ConnectOptions", "NoProgress", "Progress", "TLSFiles"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TLSFiles:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    verify: bool = True
+class About:
+    """What the man page and README say about a backend, kept in its package's ``__init__`` (no driver import)."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectOptions:
-    """Everything an adapter needs to connect, resolved from flags, env and profile."""
-
-    url: BrokerURL
-    timeout: float = 10.0
-    management_url: str | None = None
-    tls: TLSFiles = field(default_factory=TLSFiles)
-    dead_letter: DeadLetterNaming = field(default_factory=DeadLetterNaming)
-    # Redis lists: the end consumers pop first ("right" for LPUSH+BRPOP, "left" for RPUSH+BLPOP).
-    list_end: str = "right"
-    include_internal: bool = False
-    # The profile's raw table, for backend-specific settings.
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-class Progress(Protocol):
-    """Where long operations report progress; the CLI draws it on a terminal."""
-
-    def start(self, total: int | None, description: str) -> None: ...
-
-    def advance(self, count: int = 1) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int | None, description: str) -> None:
-        pass
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
+    backend: str
+    urls: tuple[tuple[str, str], ...]  # (URL form, what it reaches and how)
+    environment: tuple[tuple[str, str], ...] = ()  # (variable, meaning)
+    extra: str | None = None  # the optional install it needs, e.g. "qctl[sqs]"
 
 
 class Adapter(abc.ABC):
     """One connection to one broker, built from :class:`ConnectOptions`."""
 
     backend: ClassVar[str]
+    # Command-line options that only some backends understand (the CLI's names, e.g. "--group"):
+    # given to an adapter that does not list them, they are a usage error (exit 2), not ignored.
+    understands: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: ConnectOptions) -> None:
         self.options = options
         # Things the operator should know that are not data (e.g. "this peek marked messages
         # redelivered"); the CLI prints them on stderr unless --quiet.
         self.notices: list[str] = []
+
+    def check_name(self, queue: str) -> None:  # noqa: B027 - optional hook
+        """Raise UsageError when ``queue`` cannot be a queue name on this broker (before any request)."""
 
     @abc.abstractmethod
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
@@ -95,21 +63,28 @@ class Adapter(abc.ABC):
     def depth(self, queue: str) -> int:
         """Messages waiting in ``queue`` (QueueNotFound if it does not exist; Redis: 0)."""
 
-    @abc.abstractmethod
-    def peek(self, queue: str, request: PeekRequest) -> list[Message]:
-        """Up to ``request.count`` messages, leaving the queue exactly as it was."""
+    def read_traits(self, queue: str) -> SourceTraits:
+        """What reading ``queue`` costs (does a return count toward a delivery limit?), asked before reading."""
+        return SourceTraits()
 
     @abc.abstractmethod
-    def purge(self, queue: str, request: PurgeRequest) -> PurgeResult:
-        """Delete waiting messages (after writing them to ``request.backup`` if given)."""
+    def peek(self, queue: str, request: PeekRequest) -> Iterator[Message]:
+        """Up to ``request.count`` messages in order, leaving the queue exactly as it was.
+
+        A generator: the caller may stop early and closes it; cleanup (returning taken
+        messages in place) happens in its ``finally``."""
 
     @abc.abstractmethod
-    def redrive(self, dlq: str, request: RedriveRequest, progress: Progress) -> RedriveResult:
-        """Move dead letters back; the source is removed only after the target has them."""
+    def purge(self, queue: str) -> PurgeResult:
+        """Delete every waiting message the fast way (no backup, no selection)."""
 
     @abc.abstractmethod
-    def publish(self, queue: str, messages: Iterable[Message], progress: Progress) -> int:
-        """Publish ``messages`` (from a backup) to ``queue``, durably; return how many."""
+    def reader(self, queue: str, mode: ReadMode) -> Reader:
+        """Open a pass over ``queue`` (QueueNotFound if it does not exist; Redis: an empty one)."""
+
+    @abc.abstractmethod
+    def destination(self, queue: str) -> Destination:
+        """Publish into ``queue``: QueueNotFound if it does not exist, Unsupported if it cannot take messages."""
 
     def close(self) -> None:  # noqa: B027 - optional hook; adapters without connections need nothing
         """Release connections; safe to call twice."""

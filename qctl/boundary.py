@@ -20,6 +20,7 @@ from qctl.errors import ExitCode, QctlError
 from qctl.urls import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
+COMPLETE_VAR = "_QCTL_COMPLETE"
 _debug = False
 
 
@@ -45,7 +46,7 @@ def errors_to_exit_codes(fn: F) -> F:
         except QctlError as exc:
             _maybe_traceback()
             output.error(str(exc))
-            raise typer.Exit(int(exc.exit_code)) from None
+            raise typer.Exit(int(exc.code())) from None
         except KeyboardInterrupt:
             output.error("interrupted; nothing was lost")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -54,9 +55,8 @@ def errors_to_exit_codes(fn: F) -> F:
             raise typer.Exit(int(ExitCode.OK)) from None
         except Exception as exc:  # a bug: say so in one line, the traceback on request
             _maybe_traceback()
-            output.error(f"internal error: {type(exc).__name__}: {exc}")
-            if not debug_enabled():
-                output.note("hint: rerun with --debug for a traceback, and report it as a bug")
+            hint = "" if debug_enabled() else " (hint: rerun with --debug for a traceback, and report it as a bug)"
+            output.error(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}{hint}")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -78,6 +78,12 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     from typer._click import exceptions as click_exceptions
     from typer.main import get_command
 
+    if COMPLETE_VAR in os.environ:
+        # Typer registers its shell-completion classes only with add_completion (which would also add
+        # --install-completion / --show-completion to every help); `qctl completion SHELL` replaces those.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     command = get_command(app)
     try:
         code = command.main(args=args, prog_name="qctl", standalone_mode=False)

@@ -8,6 +8,7 @@ value), so ``peek -o jsonl`` output can be restored byte for byte.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -26,14 +27,6 @@ def encode_bytes(data: bytes) -> tuple[str, str]:
         return data.decode(UTF8), UTF8
     except UnicodeDecodeError:
         return base64.b64encode(data).decode("ascii"), BASE64
-
-
-def decode_text(text: str, encoding: str | None) -> bytes:
-    if encoding == BASE64:
-        return base64.b64decode(text)
-    if encoding in (None, UTF8):
-        return text.encode(UTF8)
-    raise ValueError(f"unknown encoding {encoding!r}")
 
 
 def header_value(value: Any) -> Any:
@@ -81,15 +74,15 @@ def parse_iso(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def message_to_json(message: Message) -> dict[str, Any]:
-    """The contract's peek row for ``message`` (also the purge-backup line format)."""
+def message_to_json(message: Message, *, pairs: bool = False) -> dict[str, Any]:
+    """The contract's peek row for ``message``; with ``pairs`` also ``header_pairs`` (the backup line)."""
     body, body_encoding = encode_bytes(message.body)
     key: str | None = None
     key_encoding: str | None = None
     if message.key is not None:
         key, key_encoding = encode_bytes(message.key)
     dead = message.dead_letter
-    return {
+    row: dict[str, Any] = {
         "queue": message.queue,
         "position": message.position,
         "partition": message.partition,
@@ -97,6 +90,7 @@ def message_to_json(message: Message) -> dict[str, Any]:
         "key": key,
         "key_encoding": key_encoding,
         "headers": {name: header_value(value) for name, value in message.headers.items()},
+        "properties": {name: header_value(value) for name, value in message.properties.items()},
         "body": body,
         "body_encoding": body_encoding,
         "timestamp": iso(message.timestamp),
@@ -109,28 +103,124 @@ def message_to_json(message: Message) -> dict[str, Any]:
             "time": iso(dead.time),
         },
     }
+    if pairs:
+        row["header_pairs"] = [[name, header_value(value)] for name, value in message.pairs()]
+    return row
 
 
-def message_from_json(row: Mapping[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from a peek/backup JSON row (for ``restore``)."""
+class BadRow(ValueError):
+    """A backup or peek line that does not describe a message (the reader adds the line number)."""
+
+
+# Version-1 backups (and peek output before ``properties`` existed) mixed these into ``headers``:
+# AMQP properties, a Redis sorted-set score, and the name of a Redis stream entry's body field.
+LEGACY_PROPERTIES = frozenset({
+    "content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
+    "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "score",
+})
+LEGACY_BODY_FIELD = "x-qctl-body-field"
+
+
+def message_from_json(row: Any) -> Message:
+    """Rebuild a :class:`Message` from a backup line or peek row; :class:`BadRow` says what is wrong.
+
+    A row without ``properties`` is from a version-1 file: the names in :data:`LEGACY_PROPERTIES`
+    move from its headers to its properties (except on Kafka rows, whose headers never held them).
+    """
+    if not isinstance(row, Mapping):
+        raise BadRow(f"expected a JSON object, got {type(row).__name__}")
+    if "body" not in row:
+        raise BadRow("no 'body' field")
+    body = _decoded(row.get("body"), row.get("body_encoding", UTF8), "body")
     key = row.get("key")
+    headers = _mapping(row.get("headers"), "headers")
+    pairs = _pairs(row.get("header_pairs"))
+    properties = _mapping(row.get("properties"), "properties")
+    if "properties" not in row:
+        headers, properties = _legacy_split(headers, row.get("partition") is not None)
     dead = row.get("dead_letter")
-    timestamp = row.get("timestamp")
-    return Message(
-        queue=str(row.get("queue") or ""),
-        position=str(row.get("position") or ""),
-        body=decode_text(str(row.get("body") or ""), row.get("body_encoding")),
-        partition=row.get("partition"),
-        offset=row.get("offset"),
-        key=None if key is None else decode_text(str(key), row.get("key_encoding")),
-        headers=dict(row.get("headers") or {}),
-        timestamp=parse_iso(timestamp) if timestamp else None,
-        redelivered=row.get("redelivered"),
-        delivery_count=row.get("delivery_count"),
-        dead_letter=None if not dead else DeadLetter(
-            reason=dead.get("reason"),
-            source_queue=dead.get("source_queue"),
-            count=dead.get("count"),
-            time=parse_iso(dead["time"]) if dead.get("time") else None,
-        ),
-    )
+    if dead is not None and not isinstance(dead, Mapping):
+        raise BadRow("'dead_letter' must be an object or null")
+    try:
+        return Message(
+            queue=str(row.get("queue") or ""),
+            position=str(row.get("position") or ""),
+            body=body,
+            partition=_int_or_none(row.get("partition"), "partition"),
+            offset=_int_or_none(row.get("offset"), "offset"),
+            key=None if key is None else _decoded(key, row.get("key_encoding"), "key"),
+            headers=dict(pairs) if pairs is not None else headers,
+            header_pairs=pairs,
+            properties=properties,
+            timestamp=_time(row.get("timestamp"), "timestamp"),
+            redelivered=row.get("redelivered") if isinstance(row.get("redelivered"), bool) else None,
+            delivery_count=_int_or_none(row.get("delivery_count"), "delivery_count"),
+            dead_letter=None if not dead else DeadLetter(
+                reason=_text_or_none(dead.get("reason")),
+                source_queue=_text_or_none(dead.get("source_queue")),
+                count=_int_or_none(dead.get("count"), "dead_letter.count"),
+                time=_time(dead.get("time"), "dead_letter.time"),
+            ),
+        )
+    except ValueError as exc:
+        raise BadRow(str(exc)) from None
+
+
+def _decoded(text: Any, encoding: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise BadRow(f"{what!r} must be a string")
+    if encoding in (None, UTF8):
+        return text.encode(UTF8, "surrogatepass")
+    if encoding == BASE64:
+        try:
+            return base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error):
+            raise BadRow(f"{what!r} is not valid base64") from None
+    raise BadRow(f"unknown {what}_encoding {encoding!r} (expected utf-8 or base64)")
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BadRow(f"{what!r} must be an object")
+    return dict(value)
+
+
+def _pairs(value: Any) -> tuple[tuple[str, Any], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) for pair in value):
+        raise BadRow("'header_pairs' must be a list of [name, value] pairs")
+    return tuple((pair[0], pair[1]) for pair in value)
+
+
+def _legacy_split(headers: dict[str, Any], kafka: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    if kafka:
+        return headers, {}
+    properties = {name: headers.pop(name) for name in list(headers) if name in LEGACY_PROPERTIES}
+    if LEGACY_BODY_FIELD in headers:
+        properties["body_field"] = headers.pop(LEGACY_BODY_FIELD)
+    return headers, properties
+
+
+def _int_or_none(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRow(f"{what!r} must be a whole number or null")
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(value: Any, what: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_iso(str(value))
+    except ValueError:
+        raise BadRow(f"{what!r} is not an ISO 8601 time: {value!r}") from None

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from qctl import urls
-from qctl.adapter import ConnectOptions, TLSFiles
 from qctl.deadletter import DeadLetterNaming
 from qctl.errors import ConfigError, UsageError
+from qctl.options import ConnectOptions, TLSFiles
 from qctl.urls import BrokerURL
 
 DEFAULT_URL = "redis://localhost:6379/0"
 PROFILE_KEYS = frozenset({
     "url", "password_env", "password_file", "management_url", "ca_file", "cert_file", "key_file",
-    "verify", "dead_letter", "protected", "list_end", "include_internal", "description",
+    "verify", "dead_letter", "protected", "list_end", "include_internal", "description", "layout",
 })
 
 
@@ -94,10 +94,17 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
     where = f"config file {str(path)!r}, profile {name!r}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    unknown = set(table) - PROFILE_KEYS
+    from qctl.registry import backend_names
+
+    backends = backend_names()
+    unknown = set(table) - PROFILE_KEYS - backends
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}",
-                          hint="known keys: " + ", ".join(sorted(PROFILE_KEYS)))
+                          hint="known keys: " + ", ".join(sorted(PROFILE_KEYS)) + "; and a table per backend: "
+                               + ", ".join(sorted(backends)))
+    for backend in backends & set(table):
+        if not isinstance(table[backend], dict):
+            raise ConfigError(f"{where}: {backend} must be a table ([profiles.{name}.{backend}])")
     dead = table.get("dead_letter", {})
     if not isinstance(dead, dict):
         raise ConfigError(f"{where}: dead_letter must be a table with suffixes/prefixes lists")
@@ -178,8 +185,15 @@ class Target:
 
 def resolve(config: Config, *, url: str | None = None, profile: str | None = None,
             management_url: str | None = None, timeout: float = 10.0) -> Target:
-    chosen = profile or (None if url else os.environ.get("QCTL_PROFILE"))
-    url = url or (None if profile else os.environ.get("QCTL_URL"))
+    if url is not None and not url.strip():
+        raise UsageError("-u/--url is empty", hint="give a broker URL, e.g. -u redis://localhost:6379/0")
+    if profile is not None and not profile.strip():
+        raise UsageError("-p/--profile is empty", hint="give a profile name ('qctl config list' shows them)")
+    env_url = os.environ.get("QCTL_URL")
+    if env_url is not None and not env_url.strip() and url is None and profile is None:
+        raise UsageError("QCTL_URL is set but empty", hint="unset it, or set it to a broker URL")
+    chosen = profile or (None if url else os.environ.get("QCTL_PROFILE") or None)
+    url = url or (None if profile else env_url)
     if chosen is None and url is None:
         chosen = config.default_profile
     selected: Profile | None = None
@@ -221,6 +235,10 @@ def _options(url: BrokerURL, profile: Profile | None, management_url: str | None
     list_end = url.query.get("list_end") or (profile.list_end if profile else None) or "right"
     if list_end not in ("left", "right"):
         raise ConfigError(f"list_end must be 'left' or 'right', not {list_end!r}")
+    from qctl.registry import backend_of
+
+    raw: Mapping[str, Any] = profile.raw if profile else {}
+    backend_table = raw.get(backend_of(url.scheme) or "", {})
     return ConnectOptions(
         url=url,
         timeout=timeout,
@@ -229,5 +247,6 @@ def _options(url: BrokerURL, profile: Profile | None, management_url: str | None
         dead_letter=naming,
         list_end=list_end,
         include_internal=profile.include_internal if profile else False,
-        settings=profile.raw if profile else {},
+        backend_settings=backend_table if isinstance(backend_table, Mapping) else {},
+        settings=raw,
     )

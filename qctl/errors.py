@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     THRESHOLD = 5
     PARTIAL = 6
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
@@ -28,8 +29,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "cannot reach or authenticate to the broker, or it timed out (--timeout)",
     ExitCode.NOT_FOUND: "queue or topic not found",
     ExitCode.THRESHOLD: "a --fail-above / --fail-lag-above threshold was crossed",
-    ExitCode.PARTIAL: "partial: redrive left some messages in place (nothing lost)",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C), with nothing lost",
+    ExitCode.PARTIAL: "partial: redrive, move or restore left some messages in place (nothing lost)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGINT), with nothing lost",
+    ExitCode.TERMINATED: "terminated (SIGTERM), with nothing lost",
 }
 
 
@@ -41,6 +43,10 @@ class QctlError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+    def code(self) -> ExitCode:
+        """The exit code for this error (the class's, unless an instance knows better)."""
+        return self.exit_code
 
     def __str__(self) -> str:
         message = super().__str__()
@@ -77,6 +83,23 @@ class ThresholdCrossed(QctlError):
 
 class PartialRedrive(QctlError):
     exit_code = ExitCode.PARTIAL
+
+
+class LocalFileError(UsageError):
+    """A local file (backup, CA certificate, config) that cannot be read or written: exit 2 naming it."""
+
+
+class Interrupted(QctlError):
+    """A signal stopped the command; ``exit_code`` is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, *, signal_number: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.signal_number = signal_number
+
+    def code(self) -> ExitCode:  # the signal decides, not the class
+        import signal
+
+        return ExitCode.TERMINATED if self.signal_number == signal.SIGTERM else ExitCode.INTERRUPTED
 
 
 class Unsupported(UsageError):

@@ -1,15 +1,18 @@
 """Files generated from the live command tree: shell completions and the man page.
 
 ``completions/`` and ``man/`` hold the checked-in output; a test regenerates
-them and fails on drift (``python -m qctl.generated --write`` refreshes them).
+them and fails on drift (``python -m qctl.refresh_generated`` refreshes them).
+The command tree is passed in, so this module never imports the CLI.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from qctl.boundary import COMPLETE_VAR
 from qctl.errors import UsageError
 
 SHELLS = {"bash": "qctl.bash", "zsh": "_qctl", "fish": "qctl.fish"}
-COMPLETE_VAR = "_QCTL_COMPLETE"
 
 
 def completion_script(shell: str) -> str:
@@ -25,9 +28,10 @@ def completion_script(shell: str) -> str:
 
 MAN_HEADER = '.TH QCTL 1 "" "qctl {version}" "User Commands"'
 MAN_PROSE = {
-    "NAME": "qctl \\- queue depth, peek, purge and dead-letter redrive for Redis, RabbitMQ and Kafka",
+    "NAME": "qctl \\- queue depth, peek, purge, redrive, move and backups for Redis, RabbitMQ, Kafka, SQS and MQTT",
     "DESCRIPTION": (
-        "qctl talks to Redis, RabbitMQ and Apache Kafka through one adapter per URL scheme. "
+        "qctl talks to Redis (and the job frameworks on it), RabbitMQ, Apache Kafka, Amazon SQS and MQTT brokers "
+        "through one adapter per URL scheme. "
         "Its output, exit codes and errors are an API for shell scripts and cron: data goes to stdout, "
         "progress, warnings and errors to stderr, and every error is one line, "
         "\\fBqctl: error: WHAT\\fR.\n.PP\n"
@@ -35,15 +39,6 @@ MAN_PROSE = {
         "moves acknowledge the source only after the target has the message."
     ),
 }
-MAN_URLS = [
-    ("redis://[user:pass@]host[:port][/db], rediss:// (TLS), unix:///path?db=N",
-     "Redis 6 or later. A list, stream or sorted set is a queue. Redis Cluster is detected from the server."),
-    ("amqp://user:pass@host[:port][/vhost], amqps:// (TLS)",
-     "RabbitMQ 3.10 or later. The vhost is URL-encoded (%2F is /). The management API is http://host:15672 "
-     "unless ?management=URL, the profile's management_url or \\-\\-management\\-url say otherwise."),
-    ("kafka://host:port[,host:port...], kafka+ssl://",
-     "Apache Kafka 3.x or later. SASL via user:pass@ plus ?sasl_mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512."),
-]
 MAN_CONFIG = (
     "The broker comes from \\fB\\-u\\fR/\\fB\\-p\\fR, then \\fBQCTL_URL\\fR/\\fBQCTL_PROFILE\\fR, then the config "
     "file's \\fBdefault_profile\\fR, then redis://localhost:6379/0. The config file is \\fB$QCTL_CONFIG\\fR, else "
@@ -87,30 +82,34 @@ MAN_ENVIRONMENT = [
     ("XDG_CONFIG_HOME", "where qctl/config.toml is looked up"),
     ("QCTL_DEBUG", "1 to show tracebacks, like \\-\\-debug"),
     ("NO_COLOR", "no colour in terminal output"),
-    ("QCTL_KAFKA_ENGINE",
-     "auto (default), confluent\\-kafka or kafka\\-python: the client that moves records in a Kafka redrive"),
-    ("QCTL_KAFKA_REDRIVE_WORKERS",
-     "worker processes for a kafka\\-python redrive (default: one per CPU; 1 turns them off)"),
 ]
 
 
-def man_page() -> str:
-    """``man/qctl.1``, from the live command tree plus the fixed prose above."""
+def man_page(root: Any) -> str:
+    """``man/qctl.1``, from the command tree ``root`` (the click command of ``qctl.cli.app``), the
+    registered adapters' own documentation (URLs, environment) and the fixed prose above."""
     from qctl import __version__
     from qctl.errors import EXIT_CODE_MEANINGS
+    from qctl.registry import abouts
 
+    documented = abouts()
     lines = [MAN_HEADER.format(version=__version__)]
     lines += [".SH NAME", MAN_PROSE["NAME"], ".SH SYNOPSIS",
               ".B qctl\n\\fICOMMAND\\fR [\\fIOPTIONS\\fR] [\\fIARGS\\fR]...",
               ".SH DESCRIPTION", MAN_PROSE["DESCRIPTION"], ".SH COMMANDS"]
-    for path, command in _commands():
+    for path, command in commands(root):
         lines += _man_command(path, command)
     lines.append(".SH URLS")
-    for usage, text in MAN_URLS:
-        lines += [".TP", f".B {_roff(usage)}", text]
+    for about in documented:
+        for usage, text in about.urls:
+            extra = f" Needs the optional install {about.extra}." if about.extra else ""
+            lines += [".TP", f".B {_roff(usage)}", _roff(text + extra)]
     lines += [".SH CONFIGURATION", MAN_CONFIG, ".SH ENVIRONMENT"]
     for name, text in MAN_ENVIRONMENT:
         lines += [".TP", f".B {name}", text]
+    for about in documented:
+        for name, text in about.environment:
+            lines += [".TP", f".B {_roff(name)}", _roff(text)]
     lines.append(".SH EXIT STATUS")
     for code, meaning in EXIT_CODE_MEANINGS.items():
         lines += [".TP", f".B {int(code)}", _roff(meaning)]
@@ -120,12 +119,8 @@ def man_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _commands() -> list[tuple[str, object]]:
-    """(path, command) for every leaf command, depth first, in the app's order."""
-    from typer.main import get_command
-
-    from qctl.cli import app
-
+def commands(root: Any) -> list[tuple[str, object]]:
+    """(path, command) for every leaf command of ``root``, depth first, in the app's order."""
     found: list[tuple[str, object]] = []
 
     def walk(prefix: str, group: object) -> None:
@@ -136,7 +131,7 @@ def _commands() -> list[tuple[str, object]]:
             else:
                 found.append((path, command))
 
-    walk("", get_command(app))
+    walk("", root)
     return found
 
 
@@ -164,17 +159,3 @@ def _argument(param: object) -> str:
 def _roff(text: str) -> str:
     text = text.replace("\\", "\\e").replace("-", "\\-")
     return "\n".join(("\\&" + line) if line.startswith((".", "'")) else line for line in text.splitlines())
-
-
-def write_all(root: str = ".") -> None:
-    """Refresh the checked-in completions/ and man/ (``python -m qctl.generated``)."""
-    from pathlib import Path
-
-    base = Path(root)
-    for shell, filename in SHELLS.items():
-        (base / "completions" / filename).write_text(completion_script(shell))
-    (base / "man" / "qctl.1").write_text(man_page())
-
-
-if __name__ == "__main__":
-    write_all()

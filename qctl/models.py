@@ -6,13 +6,10 @@ from these (``qctl.output``); a field that does not apply is ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from qctl.backup import BackupWriter
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,13 +23,20 @@ class QueueStats:
     lag: int | None = None
     dead_letter_queue: str | None = None
     dead_letter_depth: int | None = None
+    oldest_age: float | None = None
     # Set only for `stats --groups` rows (one row per queue x consumer group).
     group: str | None = None
+    # Backend-specific additions (SQS delayed, Sidekiq retry-set size, quorum leader...): extra JSON fields.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # The broker's own cumulative counters of messages in and out, where it keeps them, for the
+    # rates of `stats --watch` (not printed).
+    total_in: int | None = None
+    total_out: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter:
-    """Dead-letter metadata read from a message (x-death, Spring or Connect headers)."""
+    """Dead-letter metadata read from a message (x-death, Spring or Connect headers, a framework's error)."""
 
     reason: str | None
     source_queue: str | None
@@ -42,10 +46,14 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    """One message as peek shows it and as purge backups and restore carry it.
+    """One message as peek shows it and as backups, restore, redrive and move carry it.
 
-    ``headers`` holds JSON-safe values only (adapters convert); bytes that are
-    not UTF-8 go through :func:`qctl.codec.header_value`.
+    ``headers`` holds JSON-safe values only (adapters convert; bytes that are not
+    UTF-8 go through :func:`qctl.codec.header_value`) and keeps the last value of
+    a repeated name; ``header_pairs``, when set, is every header in order with
+    repeats (Kafka).  ``properties`` are the broker's message properties that are
+    not headers (AMQP ``content_type``, ``priority``...; SQS system attributes;
+    a Redis sorted-set ``score``), so a header named like a property survives.
     """
 
     queue: str
@@ -55,10 +63,32 @@ class Message:
     offset: int | None = None
     key: bytes | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+    header_pairs: tuple[tuple[str, Any], ...] | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
     timestamp: datetime | None = None
     redelivered: bool | None = None
     delivery_count: int | None = None
     dead_letter: DeadLetter | None = None
+
+    def pairs(self) -> tuple[tuple[str, Any], ...]:
+        """Every header in order, repeats kept."""
+        return self.header_pairs if self.header_pairs is not None else tuple(self.headers.items())
+
+
+def with_pairs(message: Message, pairs: Sequence[tuple[str, Any]]) -> Message:
+    """``message`` with these headers (``headers`` becomes their last value per name)."""
+    from dataclasses import replace
+
+    return replace(message, header_pairs=tuple(pairs), headers=dict(pairs))
+
+
+class BackupSink(Protocol):
+    """Where purge and backup write messages before anything is deleted (see :mod:`qctl.backup`)."""
+
+    path: str
+
+    def write(self, messages: Sequence[Message]) -> None:
+        """Append ``messages`` and make them durable before returning."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +96,8 @@ class PurgeResult:
     queue: str
     purged: int
     backup: str | None = None
+    # Messages a --where left in place (None without --where).
+    kept: int | None = None
     # Extra facts the CLI reports on stderr (e.g. RabbitMQ unacked messages left in place).
     remaining_unacked: int | None = None
 
@@ -87,21 +119,3 @@ class PeekRequest:
     partition: int | None = None
     since: datetime | None = None
     group: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedriveRequest:
-    to: str | None = None
-    limit: int | None = None
-    rate: float | None = None
-    dry_run: bool = False
-    max_redrives: int | None = None
-    group: str = "qctl-redrive"
-    # RabbitMQ: publish through the original exchange and routing keys from x-death.
-    via_original_exchange: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PurgeRequest:
-    # Written (and synced) chunk by chunk before that chunk is deleted; --dry-run never reaches adapters.
-    backup: BackupWriter | None = None

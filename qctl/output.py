@@ -67,7 +67,7 @@ def result(record: Mapping[str, Any], fmt: str, *, stream: TextIO | None = None)
     elif fmt == "table":
         width = max(len(key) for key in record)
         for key, value in record.items():
-            out.write(f"{key.ljust(width)}  {cell(value)}\n")
+            out.write(f"{key.ljust(width)}  {visible(cell(value))}\n")
     else:
         raise UsageError(f"output format {fmt!r} is not available for this command",
                          hint="use table, json, jsonl or csv")
@@ -94,12 +94,23 @@ def _csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: Text
     out.write(buffer.getvalue())
 
 
+# Control characters (C0, DEL, C1) from a broker never reach a terminal raw: shown escaped.
+_ESCAPES = {**{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7f, 0xa0))},
+            ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"}
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``), for tables."""
+    return text.translate(_ESCAPES) if not text.isprintable() else text
+
+
 def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO, *,
           title: str | None = None) -> None:
-    data = [[cell(record.get(col)) for col in columns] for record in records]
+    data = [[visible(cell(record.get(col))) for col in columns] for record in records]
     if is_terminal(out):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         grid = Table(title=title, header_style="bold" if colour_allowed() else None)
         numeric = {col for col in columns if records and all(
@@ -108,7 +119,7 @@ def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: Tex
             grid.add_column(col.upper(), justify="right" if col in numeric else "left",
                             overflow="fold")
         for line in data:
-            grid.add_row(*line)
+            grid.add_row(*(Text(value) for value in line))  # Text: a body's "[red]" is not markup
         Console(file=out, no_color=not colour_allowed(), highlight=False).print(grid)
         return
     from tabulate import tabulate
@@ -154,15 +165,15 @@ def _escape(value: str) -> str:
 
 
 def error(message: str) -> None:
-    sys.stderr.write(f"qctl: error: {redact(message)}\n")
+    sys.stderr.write(f"qctl: error: {visible(redact(message))}\n")
     sys.stderr.flush()
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"qctl: warning: {redact(message)}\n")
+    sys.stderr.write(f"qctl: warning: {visible(redact(message))}\n")
     sys.stderr.flush()
 
 
 def note(message: str) -> None:
-    sys.stderr.write(f"qctl: {redact(message)}\n")
+    sys.stderr.write(f"qctl: {visible(redact(message))}\n")
     sys.stderr.flush()

@@ -1,12 +1,36 @@
-"""A rich progress bar on stderr, drawn only when stderr is a terminal."""
+"""Progress of long work: the interface the engine and adapters report to, and a rich bar on stderr.
+
+The bar is drawn only when stderr is a terminal (and not ``--quiet``); rich is
+imported only then.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
-from qctl.adapter import NoProgress, Progress
 from qctl.output import colour_allowed, is_terminal
+
+
+class Progress(Protocol):
+    """Where long operations report progress; the CLI draws it on a terminal."""
+
+    def start(self, total: int | None, description: str) -> None: ...
+
+    def advance(self, count: int = 1) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int | None, description: str) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
 
 
 class BarProgress:

@@ -104,9 +104,17 @@ def parse(url: str) -> BrokerURL:
 
 def _parse_host(text: str, url: str) -> tuple[str, int | None]:
     if text.startswith("["):
-        host, _, after = text[1:].partition("]")
-        port_text = after[1:] if after.startswith(":") else ""
+        host, bracket, after = text[1:].partition("]")
+        if not bracket:
+            raise UsageError(f"malformed URL {redact(url)!r}: unclosed '[' in the IPv6 address {text!r}",
+                             hint="write IPv6 hosts as [::1]:6379")
+        if after and not after.startswith(":"):
+            raise UsageError(f"malformed URL {redact(url)!r}: unexpected {after!r} after the IPv6 address")
+        port_text = after[1:]
     else:
+        if "[" in text or "]" in text or text.count(":") > 1:
+            raise UsageError(f"malformed URL {redact(url)!r}: bad host {text!r}",
+                             hint="write IPv6 hosts in brackets: [::1]:6379")
         host, _, port_text = text.partition(":")
     if not host:
         raise UsageError(f"malformed URL {redact(url)!r}: empty host")

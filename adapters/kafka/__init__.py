@@ -1,17 +1,18 @@
-"""Apache Kafka (≥ 3.x, KRaft or ZooKeeper) through kafka-python 3.x.
+"""Apache Kafka (>= 3.x, KRaft or ZooKeeper): admin through kafka-python, records through librdkafka.
 
 Features
     stats: depth Σ(end − start), lag per consumer group (idle groups included),
-    members, dead-letter topics by convention; all batched per broker.
+    members, dead-letter topics by convention, oldest record age; all batched
+    per broker.
     peek: assign + seek with no group (never subscribes, commits or creates a
     group); ``--partition``, ``--from``, ``--since``, ``--group``.
-    purge: DeleteRecords up to the end offsets read at the start, optional backup.
-    redrive: resumable through a consumer group on the DLQ, acks=all and
-    idempotent producer, commit after acknowledgement.  Records are moved by
-    confluent-kafka (librdkafka) when that optional package is installed
-    (~130k records/s), else by kafka-python split over one worker process per
-    CPU (~25-40k records/s on 2 CPUs; ~20k in one process).
-    publish (restore): acks=all, partitioned by key.
+    purge: DeleteRecords up to the end offsets read at the start.
+    The engine's primitives: a :class:`~.reader.KafkaReader` reads a range per
+    partition and commits a progress group past what was settled (redrive,
+    move: resumable) or deletes up to it (purge --backup); a
+    :class:`~.destination.KafkaDestination` produces with acks=all and
+    idempotence, partitioned by key with the Java clients' murmur2, every
+    header pair kept.  Records move through confluent-kafka (librdkafka).
 
 URL format
     ``kafka://host:port[,host:port...]`` (PLAINTEXT), ``kafka+ssl://...`` (SSL);
@@ -23,20 +24,17 @@ Options
     ``--timeout``: bootstrap, every request, and the longest wait without
     progress while reading; profile TLS files (``ca_file``, ``cert_file``,
     ``key_file``, ``verify``) for ``kafka+ssl``; ``dead_letter`` naming rules;
-    ``--include-internal`` shows ``__consumer_offsets`` and other ``__`` topics.
-
-Environment
-    ``QCTL_KAFKA_ENGINE=auto|kafka-python|confluent-kafka`` picks redrive's
-    record mover (auto: confluent-kafka when installed);
-    ``QCTL_KAFKA_REDRIVE_WORKERS=N`` caps kafka-python's redrive worker
-    processes (1: none).
-
-Optional packages
-    ``confluent-kafka`` (redrive ~5x faster); ``crc32c`` (kafka-python
-    checksums record batches in C instead of pure Python: its producer then
-    sends uncompressed instead of gzip, ~15% less CPU a record).
+    ``--include-internal`` shows ``__consumer_offsets`` and other ``__`` topics;
+    ``--group`` names the progress group of a redrive or move.
 """
 
-from qctl.adapters.kafka.adapter import KafkaAdapter
+from qctl.adapter import About
 
-__all__ = ["KafkaAdapter"]
+ABOUT = About(
+    backend="kafka",
+    urls=(
+        ("kafka://host:port[,host:port...], kafka+ssl://",
+         "Apache Kafka 3.x or later. SASL via user:pass@ plus ?sasl_mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512. "
+         "A redrive or move records its progress in a consumer group (--group) that it never joins."),
+    ),
+)

@@ -1,27 +1,41 @@
-"""KafkaAdapter: the qctl Adapter interface over kafka-python's admin client, consumer and producer."""
+"""KafkaAdapter: admin questions through kafka-python's admin client, records through librdkafka."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from qctl.adapter import Adapter, ConnectOptions, Progress
+from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.kafka import peek as peeking
-from qctl.adapters.kafka import publish as publishing
 from qctl.adapters.kafka import purge as purging
+from qctl.adapters.kafka import rdkafka
 from qctl.adapters.kafka import stats as statistics
 from qctl.adapters.kafka.cluster import Cluster
-from qctl.adapters.kafka.connection import admin_client, reader, translated, writer
-from qctl.adapters.kafka.redrive import Redrive
-from qctl.models import Message, PeekRequest, PurgeRequest, PurgeResult, QueueStats, RedriveRequest, RedriveResult
+from qctl.adapters.kafka.connection import admin_client, translated
+from qctl.adapters.kafka.destination import KafkaDestination
+from qctl.adapters.kafka.reader import KafkaReader
+from qctl.errors import UsageError
+from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.primitives import ReadMode
+
+# Kafka's own rule (org.apache.kafka.common.internals.Topic): ASCII letters, digits, '.', '_', '-'; at most 249.
+LEGAL_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 class KafkaAdapter(Adapter):
     backend = "kafka"
+    understands = frozenset({"--group", "--partition", "--include-internal", "--from", "--since"})
 
     def __init__(self, options: ConnectOptions) -> None:
         super().__init__(options)
         self._admin: Any = None
+        self._producer: Any = None
+
+    def check_name(self, queue: str) -> None:
+        if not LEGAL_TOPIC.match(queue) or queue in (".", ".."):
+            raise UsageError(f"{queue!r} is not a legal Kafka topic name",
+                             hint="topic names use ASCII letters, digits, '.', '_' and '-' (at most 249)")
 
     @property
     def cluster(self) -> Cluster:
@@ -30,52 +44,41 @@ class KafkaAdapter(Adapter):
         return Cluster(self._admin, self.options.timeout)
 
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
-        return statistics.collect(self.cluster, patterns, groups=groups,
+        return statistics.collect(self.cluster, self.options, patterns, groups=groups,
                                   include_internal=self.options.include_internal, naming=self.options.dead_letter)
 
     def depth(self, queue: str) -> int:
         cluster = self.cluster
         return sum(bound.depth for bound in cluster.bounds(cluster.topic_partitions(queue)).values())
 
-    def peek(self, queue: str, request: PeekRequest) -> list[Message]:
+    def peek(self, queue: str, request: PeekRequest) -> Iterator[Message]:
+        yield from peeking.peek(self.cluster, self.options, queue, request)
+
+    def purge(self, queue: str) -> PurgeResult:
+        return purging.purge(self.cluster, queue, self.options.timeout)
+
+    def reader(self, queue: str, mode: ReadMode) -> KafkaReader:
+        if mode is ReadMode.DELETE:
+            purging.check_deletable(self.cluster, queue)
+        return KafkaReader(self.cluster, self.options, queue, mode)
+
+    def destination(self, queue: str) -> KafkaDestination:
         cluster = self.cluster
-        consumer = reader(self.options, batch=max(1, min(request.count, 10_000)),
-                          partition_fetch_bytes=peeking.fetch_bytes(request.count))
-        with _Closing(consumer):
-            return peeking.peek(cluster, consumer, queue, request, self.options.timeout)
+        cluster.topic_partitions(queue)  # QueueNotFound now; auto-creation is never used
+        return KafkaDestination(queue, self._producing, cluster.max_message_bytes(queue), self.options.timeout)
 
-    def purge(self, queue: str, request: PurgeRequest) -> PurgeResult:
-        factory: Callable[[], Any] = lambda: reader(self.options)  # noqa: E731
-        return purging.purge(self.cluster, factory, queue, request, self.options.timeout)
-
-    def redrive(self, dlq: str, request: RedriveRequest, progress: Progress) -> RedriveResult:
-        return Redrive(self.cluster, self.options, dlq, request).run(progress)
-
-    def publish(self, queue: str, messages: Iterable[Message], progress: Progress) -> int:
-        self.cluster.topic_partitions(queue)  # QueueNotFound now, not a producer blocked on metadata
-        producer = writer(self.options)
-        try:
-            return publishing.publish(producer, queue, messages, progress, self.options.timeout)
-        finally:
-            with translated("cannot close the producer"):
-                producer.close(timeout=self.options.timeout)
+    def _producing(self) -> Any:
+        if self._producer is None:
+            # A fatal producer error fails every delivery report after it: those records count as failed.
+            self._producer = rdkafka.producer(self.options, lambda _error: None)
+        return self._producer
 
     def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with rdkafka.translated("cannot close the producer"):
+                producer.flush(self.options.timeout)
         if self._admin is not None:
             admin, self._admin = self._admin, None
             with translated("cannot close the admin client"):
                 admin.close()
-
-
-class _Closing:
-    """Close a consumer without committing when the block ends."""
-
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-
-    def __enter__(self) -> Any:
-        return self.consumer
-
-    def __exit__(self, *exc: object) -> None:
-        with translated("cannot close the consumer"):
-            self.consumer.close(autocommit=False)

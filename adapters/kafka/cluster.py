@@ -17,6 +17,7 @@ from qctl.adapters.kafka.connection import translated
 from qctl.errors import QueueNotFound
 
 UNKNOWN_TOPIC = 3  # Kafka error code UNKNOWN_TOPIC_OR_PARTITION
+DEFAULT_MAX_MESSAGE_BYTES = 1048588  # the broker default of message.max.bytes
 COORDINATOR_RETRY_S = 0.3
 T = TypeVar("T")
 
@@ -122,11 +123,19 @@ class Cluster:
             described = coordinator_call(lambda: self.admin.describe_groups(list(groups)), self.timeout)
         return {group: list(info.get("members") or []) for group, info in described.items()}
 
-    def cleanup_policy(self, topic: str) -> str:
+    def topic_config(self, topic: str, name: str) -> str | None:
+        """One setting of a topic as the broker applies it (its own, or the broker's default)."""
         from kafka.admin import ConfigResource, ConfigResourceType
 
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, ["cleanup.policy"])
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, [name])
         with translated(f"cannot read the configuration of {topic!r}"):
             described = self.admin.describe_configs([resource], config_filter="all")
-        entry = described.get("topic", {}).get(topic, {}).get("cleanup.policy", {})
-        return str(entry.get("value") or "delete")
+        value = described.get("topic", {}).get(topic, {}).get(name, {}).get("value")
+        return None if value is None else str(value)
+
+    def cleanup_policy(self, topic: str) -> str:
+        return self.topic_config(topic, "cleanup.policy") or "delete"
+
+    def max_message_bytes(self, topic: str) -> int:
+        value = self.topic_config(topic, "max.message.bytes")
+        return int(value) if value and value.isdigit() else DEFAULT_MAX_MESSAGE_BYTES

@@ -21,6 +21,7 @@ class GroupOnTopic:
     group: str
     lag: int
     members: int
+    committed: int  # Σ committed offsets on the topic (a partition never committed: its log start)
 
 
 def member_topics(member: Mapping[str, Any]) -> set[str]:
@@ -62,9 +63,11 @@ def groups_by_topic(cluster: Cluster, bounds: Mapping[Any, Bounds],
         member_counts = _members_per_topic(members.get(group, []), wanted)
         used = {tp.topic for tp in offsets if tp.topic in wanted} | set(member_counts)
         for topic in sorted(used):
-            lag = sum(bounds[tp].end - max(offsets.get(tp, bounds[tp].start), bounds[tp].start)
-                      for tp in partitions_of.get(topic, []))
-            by_topic[topic].append(GroupOnTopic(group, max(0, lag), member_counts.get(topic, 0)))
+            positions = [(tp, max(offsets.get(tp, bounds[tp].start), bounds[tp].start))
+                         for tp in partitions_of.get(topic, [])]
+            lag = sum(bounds[tp].end - position for tp, position in positions)
+            by_topic[topic].append(GroupOnTopic(group, max(0, lag), member_counts.get(topic, 0),
+                                                sum(position for _, position in positions)))
     return by_topic
 
 

@@ -1,4 +1,4 @@
-"""``qctl peek`` for Kafka: assign + seek, never subscribe, never commit, never create a group.
+"""``qctl peek`` for Kafka: assign + seek with librdkafka, never subscribe, never commit, never create a group.
 
 Order: partition by partition (ascending), each in offset order, ``-n`` records
 in total; so ``-n 10`` on a busy topic shows partition 0 first.  Use
@@ -9,30 +9,25 @@ G is never joined), else the log start.  Reading stops at the end offsets read
 when the peek began.
 
 Topic metadata and offsets come from the admin client (one Metadata request
-for the one topic, ListOffsets per leader); asking the consumer instead saves
-that client's bootstrap (~10 ms) but costs a Metadata request for every topic
-of the cluster, which grows with the cluster (11 ms at 381 topics here).
+for the one topic, ListOffsets per leader); records from a librdkafka consumer
+assigned one partition at a time (its group id is never used: nothing is
+committed, nothing subscribes).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
+from qctl.adapters.kafka import rdkafka
 from qctl.adapters.kafka.cluster import Bounds, Cluster
-from qctl.adapters.kafka.fetch import read_ranges
 from qctl.adapters.kafka.records import to_message
-from qctl.errors import UsageError
+from qctl.errors import BrokerUnavailable, UsageError
 from qctl.models import Message, PeekRequest
+from qctl.options import ConnectOptions
 
-
-def fetch_bytes(count: int) -> int:
-    """Bytes to fetch per partition for ``count`` records: ~1 KB a record, 64 KB to 8 MB.
-
-    kafka-python decodes a whole fetch response in Python: a 1-record peek used to
-    ask for up to 8 MB (its fetch took ~60 ms here, ~30 ms with 64 KB).  A batch
-    larger than the limit still comes whole, so any record can be read.
-    """
-    return max(64 * 1024, min(8 * 1024 * 1024, count * 1024))
+POLL_S = 0.2
 
 
 def choose_partitions(tps: list[Any], request: PeekRequest) -> list[Any]:
@@ -81,19 +76,58 @@ def start_offsets(cluster: Cluster, tps: list[Any], bounds: dict[Any, Bounds],
     return {tp: bounds[tp].start for tp in tps}
 
 
-def peek(cluster: Cluster, consumer: Any, topic: str, request: PeekRequest, timeout: float) -> list[Message]:
+def peek(cluster: Cluster, options: ConnectOptions, topic: str, request: PeekRequest) -> Iterator[Message]:
     if request.count <= 0:
-        return []
+        return
     tps = choose_partitions(cluster.topic_partitions(topic), request)
     bounds = cluster.bounds(tps)
     starts = start_offsets(cluster, tps, bounds, request)
-    messages: list[Message] = []
-    for tp in tps:
-        start = min(max(starts[tp], bounds[tp].start), bounds[tp].end)
-        wanted = request.count - len(messages)
-        for _, records in read_ranges(consumer, {tp: (start, bounds[tp].end)}, timeout, max_records=wanted):
-            messages.extend(to_message(record) for record in records[:wanted])
-            wanted = request.count - len(messages)
+    wanted = request.count
+    ranges = [(tp.partition, min(max(starts[tp], bounds[tp].start), bounds[tp].end), bounds[tp].end) for tp in tps]
+    ranges = [(partition, start, end) for partition, start, end in ranges if start < end]
+    if not ranges:
+        return
+    consumer = rdkafka.consumer(options, None)
+    try:
+        for partition, start, end in ranges:
+            for record in _read(consumer, topic, partition, start, min(end, start + wanted), options.timeout):
+                yield to_message(record)
+                wanted -= 1
             if wanted <= 0:
-                return messages
-    return messages
+                return
+    finally:
+        with rdkafka.translated("cannot close the consumer"):
+            consumer.close()
+
+
+def _read(consumer: Any, topic: str, partition: int, start: int, end: int, timeout: float) -> Iterator[Any]:
+    """The records of one partition with start <= offset < end (fewer if markers or compaction leave gaps)."""
+    ck = rdkafka.library()
+    with rdkafka.translated("cannot read records"):
+        consumer.assign([ck.TopicPartition(topic, partition, start)])
+    last = time.monotonic()
+    try:
+        while True:
+            with rdkafka.translated("cannot read records"):
+                batch = consumer.consume(min(end - start, 10_000), POLL_S)
+            for record in batch:
+                error = record.error()
+                if error is not None:
+                    if error.code() != ck.KafkaError._PARTITION_EOF:
+                        raise rdkafka.error(error, "cannot read records")
+                    if record.offset() >= end:
+                        return
+                    continue
+                if record.offset() >= end:
+                    return
+                yield record
+                if record.offset() + 1 >= end:
+                    return
+            if batch:
+                last = time.monotonic()
+            elif time.monotonic() - last > timeout:
+                raise BrokerUnavailable(f"no records arrived for {timeout:g} s while reading {topic!r} "
+                                        f"partition {partition}", hint="raise --timeout")
+    finally:
+        with rdkafka.translated("cannot read records"):
+            consumer.unassign()

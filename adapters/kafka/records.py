@@ -23,7 +23,6 @@ SPRING_FQCN = "kafka_dlt-exception-fqcn"
 CONNECT_TOPIC = "__connect.errors.topic"
 CONNECT_MESSAGE = "__connect.errors.exception.message"
 CONNECT_CLASS = "__connect.errors.exception.class.name"
-REDRIVE_COUNT = "x-qctl-redrive-count"
 
 
 def last_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes | None]:
@@ -52,15 +51,7 @@ def dead_letter(headers: Mapping[str, bytes | None], timestamp: datetime | None)
     if source is None and reason is None:
         return None
     # The dead-letter record is written when the failure happened: its own timestamp is that time.
-    return DeadLetter(reason=reason, source_queue=source, count=redrive_count(headers) or None, time=timestamp)
-
-
-def redrive_count(headers: Mapping[str, bytes | None]) -> int:
-    value = text(headers.get(REDRIVE_COUNT))
-    try:
-        return int(value) if value else 0
-    except ValueError:
-        return 0
+    return DeadLetter(reason=reason, source_queue=source, count=None, time=timestamp)
 
 
 def moment(millis: int | None) -> datetime | None:
@@ -70,17 +61,24 @@ def moment(millis: int | None) -> datetime | None:
 
 
 def to_message(record: Any) -> Message:
-    """A kafka-python ConsumerRecord as the Message that peek prints and purge backs up."""
-    headers = last_headers(record.headers)
-    stamp = moment(record.timestamp)
+    """A confluent-kafka Message as the qctl Message that peek prints and passes carry.
+
+    Every header is kept in order (``header_pairs``: Kafka allows repeats); ``headers`` keeps the last
+    value of each name.  A record without a value (a tombstone) has an empty body."""
+    raw = record.headers() or []
+    pairs = tuple((name, header_value(value)) for name, value in raw)
+    kind, millis = record.timestamp()
+    stamp = moment(millis) if kind else None
+    value = record.value()
     return Message(
-        queue=record.topic,
-        position=f"{record.partition}:{record.offset}",
-        body=record.value if record.value is not None else b"",
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        headers={name: header_value(value) for name, value in headers.items()},
+        queue=record.topic(),
+        position=f"{record.partition()}:{record.offset()}",
+        body=value if value is not None else b"",
+        partition=record.partition(),
+        offset=record.offset(),
+        key=record.key(),
+        headers=dict(pairs),
+        header_pairs=pairs,
         timestamp=stamp,
-        dead_letter=dead_letter(headers, stamp),
+        dead_letter=dead_letter(last_headers(raw), stamp),
     )

@@ -3,7 +3,8 @@
 depth = Σ(end − start) over partitions; in_flight is null (Kafka has no
 unacknowledged state); lag = the largest Σ(end − committed) over the groups
 consuming the topic; consumers = members of those groups that subscribe to or
-are assigned the topic (summed over groups).  A topic row names its
+are assigned the topic (summed over groups); oldest_age = the first retained
+record's timestamp (:mod:`.ages`).  A topic row names its
 dead-letter topic when one of the naming conventions (``<t>.DLT``, ``<t>-dlt``,
 ``<t>.dlq``, ``dlq.<t>``, ... plus the profile's) exists.
 """
@@ -11,14 +12,16 @@ dead-letter topic when one of the naming conventions (``<t>.DLT``, ``<t>-dlt``,
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from qctl.adapters.kafka.ages import oldest_ages
 from qctl.adapters.kafka.cluster import Bounds, Cluster, is_internal
 from qctl.adapters.kafka.groups import GroupOnTopic, groups_by_topic
 from qctl.deadletter import DeadLetterNaming
 from qctl.errors import QueueNotFound
 from qctl.models import QueueStats
+from qctl.options import ConnectOptions
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -49,8 +52,8 @@ def dead_letter_topics(topics: Sequence[str], existing: set[str], naming: DeadLe
     return found
 
 
-def collect(cluster: Cluster, patterns: Sequence[str], *, groups: bool, include_internal: bool,
-            naming: DeadLetterNaming) -> list[QueueStats]:
+def collect(cluster: Cluster, options: ConnectOptions, patterns: Sequence[str], *, groups: bool,
+            include_internal: bool, naming: DeadLetterNaming) -> list[QueueStats]:
     from kafka import TopicPartition
 
     partitions = cluster.partitions()
@@ -59,28 +62,37 @@ def collect(cluster: Cluster, patterns: Sequence[str], *, groups: bool, include_
     needed = set(topics) | set(dlqs.values())
     bounds = cluster.bounds(TopicPartition(t, p) for t in sorted(needed) for p in partitions[t])
     depth = _depths(bounds)
+    ends = _sums(bounds, lambda bound: bound.end)
     consuming = groups_by_topic(cluster, bounds, topics)
+    ages = oldest_ages(options, bounds, set(topics))
     rows: list[QueueStats] = []
     for topic in topics:
         dlq = dlqs.get(topic)
         base = dict(backend="kafka", queue=topic, type="topic", depth=depth.get(topic, 0), in_flight=None,
-                    dead_letter_queue=dlq, dead_letter_depth=depth.get(dlq, 0) if dlq else None)
+                    dead_letter_queue=dlq, dead_letter_depth=depth.get(dlq, 0) if dlq else None,
+                    oldest_age=ages.get(topic), total_in=ends.get(topic))
         rows.extend(_rows(base, consuming[topic], groups))
     return rows
 
 
 def _rows(base: dict[str, Any], consuming: Sequence[GroupOnTopic], per_group: bool) -> list[QueueStats]:
     if not per_group:
-        lag = max((g.lag for g in consuming), default=None)
+        slowest = max(consuming, key=lambda g: g.lag, default=None)  # its commits are the topic's out-rate
         consumers = sum(g.members for g in consuming)
-        return [QueueStats(**base, consumers=consumers, lag=lag)]
+        return [QueueStats(**base, consumers=consumers, lag=slowest.lag if slowest else None,
+                           total_out=slowest.committed if slowest else None)]
     if not consuming:  # keep the topic visible: one row with no group
         return [QueueStats(**base, consumers=0, lag=None, group=None)]
-    return [QueueStats(**base, consumers=g.members, lag=g.lag, group=g.group) for g in consuming]
+    return [QueueStats(**base, consumers=g.members, lag=g.lag, group=g.group, total_out=g.committed)
+            for g in consuming]
 
 
 def _depths(bounds: Mapping[Any, Bounds]) -> dict[str, int]:
-    depth: dict[str, int] = {}
+    return _sums(bounds, lambda bound: bound.depth)
+
+
+def _sums(bounds: Mapping[Any, Bounds], value: Callable[[Bounds], int]) -> dict[str, int]:
+    totals: dict[str, int] = {}
     for tp, bound in bounds.items():
-        depth[tp.topic] = depth.get(tp.topic, 0) + bound.depth
-    return depth
+        totals[tp.topic] = totals.get(tp.topic, 0) + value(bound)
+    return totals

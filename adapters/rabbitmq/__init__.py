@@ -14,15 +14,14 @@ Features
   (``type`` is ``unknown``).
 * ``peek``: streams by offset (no side effects); classic and quorum queues by
   taking up to N messages and closing the channel to return them in place
-  (order kept, marked redelivered).  Refused on quorum queues with a delivery
-  limit (argument, policy or operator policy), and on quorum queues whenever
-  the limit cannot be read (no management API: the type is then learnt over
-  AMQP before anything is taken).
-* ``purge``: ``queue.purge``; ``--backup`` consumes, writes, fsyncs, then acks.
-* ``redrive``: publisher confirms with a window; each DLQ message acked only
-  after its republish is confirmed; bounded by the depth at start; straight
-  to the queue through the default exchange, or ``--via-exchange``.
-* ``publish`` (``restore``): properties and headers restored from peek JSON.
+  (order kept, marked redelivered).  A quorum queue with a delivery limit
+  (argument, policy or operator policy), or whose limit cannot be read, is
+  reported as counting reads, and the core's guard refuses the peek.
+* ``purge``: ``queue.purge``.
+* The engine's primitives: a :class:`~.reader.RabbitMQReader` takes exactly
+  what it is asked for and acks what is settled (returning the rest in place
+  when it closes); a :class:`~.destination.RabbitMQDestination` publishes with
+  confirms in a window, straight to the queue (or ``--via-exchange``).
 
 URL format
 ----------
@@ -42,6 +41,14 @@ Options
 
 from __future__ import annotations
 
-from qctl.adapters.rabbitmq.adapter import RabbitMQAdapter
+from qctl.adapter import About
 
-__all__ = ["RabbitMQAdapter"]
+ABOUT = About(
+    backend="rabbitmq",
+    urls=(
+        ("amqp://user:pass@host[:port][/vhost], amqps:// (TLS)",
+         "RabbitMQ 3.10 or later. The vhost is URL-encoded (%2F is /). The management API is http://host:15672 "
+         "unless ?management=URL, the profile's management_url or --management-url say otherwise (it may carry "
+         "its own user:pass@)."),
+    ),
+)

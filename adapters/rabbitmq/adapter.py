@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
-from qctl.adapter import Adapter, ConnectOptions, Progress
+from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.rabbitmq.connection import Session
+from qctl.adapters.rabbitmq.destination import RabbitMQDestination
 from qctl.adapters.rabbitmq.errors import translated
 from qctl.adapters.rabbitmq.management import Management
-from qctl.adapters.rabbitmq.messages import properties_from
-from qctl.adapters.rabbitmq.peek import peek, queue_facts
+from qctl.adapters.rabbitmq.peek import peek, queue_facts, traits
 from qctl.adapters.rabbitmq.publisher import ConfirmedPublisher
 from qctl.adapters.rabbitmq.purge import purge
-from qctl.adapters.rabbitmq.redrive import Redrive
+from qctl.adapters.rabbitmq.reader import RabbitMQReader
 from qctl.adapters.rabbitmq.stats import StatsCollector
-from qctl.errors import BrokerUnavailable
-from qctl.models import Message, PeekRequest, PurgeRequest, PurgeResult, QueueStats, RedriveRequest, RedriveResult
-
-RESTORE_WINDOW = 5000
+from qctl.errors import Unsupported
+from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.primitives import ReadMode, SourceTraits
 
 
 class RabbitMQAdapter(Adapter):
     backend = "rabbitmq"
+    understands = frozenset({"--management-url", "--via-exchange", "--from", "--since"})
 
     def __init__(self, options: ConnectOptions) -> None:
         super().__init__(options)
         self.session = Session(options)
         self.management = Management(options)
+        self._kinds: dict[str, tuple[str, SourceTraits]] = {}
+        self._publisher: ConfirmedPublisher | None = None
+
+    def _kind(self, queue: str) -> tuple[str, SourceTraits]:
+        """The queue's type and read traits, asked once per command (management API, else an AMQP probe)."""
+        if queue not in self._kinds:
+            with translated(self.session.where, f"queue {queue!r}"):
+                self.session.passive(queue)  # QueueNotFound first
+                self._kinds[queue] = traits(self.session, queue_facts(self.management, queue), queue)
+        return self._kinds[queue]
 
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
         with translated(self.session.where, "stats"):
@@ -35,49 +45,42 @@ class RabbitMQAdapter(Adapter):
     def depth(self, queue: str) -> int:
         return self.session.passive(queue).ready
 
-    def peek(self, queue: str, request: PeekRequest) -> list[Message]:
+    def read_traits(self, queue: str) -> SourceTraits:
+        return self._kind(queue)[1]
+
+    def peek(self, queue: str, request: PeekRequest) -> Iterator[Message]:
+        kind, _ = self._kind(queue)
+        count = 0
         with translated(self.session.where, f"peek {queue!r}"):
-            messages = peek(self.session, queue_facts(self.management, queue), queue, request)
-        if any(message.redelivered is not None for message in messages):
+            for message in peek(self.session, kind, queue, request):
+                count += 1
+                yield message
+        if kind != "stream" and count:
             # Classic and quorum queues can only be read by taking and returning messages.
-            self.notices.append(f"peek took and returned {len(messages)} message(s) in order; RabbitMQ now "
+            self.notices.append(f"peek took and returned {count} message(s) in order; RabbitMQ now "
                                 "marks them redelivered (and counts a delivery on quorum queues)")
-        return messages
 
-    def purge(self, queue: str, request: PurgeRequest) -> PurgeResult:
+    def purge(self, queue: str) -> PurgeResult:
         with translated(self.session.where, f"purge {queue!r}"):
-            return purge(self.session, self.management, queue, request.backup)
+            return purge(self.session, self.management, queue)
 
-    def redrive(self, dlq: str, request: RedriveRequest, progress: Progress) -> RedriveResult:
-        with translated(self.session.where, f"redrive {dlq!r}"):
-            return Redrive(self.session, dlq, request, self.options.dead_letter, progress).run()
+    def reader(self, queue: str, mode: ReadMode) -> RabbitMQReader:
+        kind, read_traits = self._kind(queue)
+        if kind == "stream":
+            raise Unsupported(f"{queue!r} is a RabbitMQ stream: its messages cannot be taken one by one",
+                              hint="peek reads streams; purge and redrive work on classic and quorum queues")
+        with translated(self.session.where, f"read {queue!r}"):
+            return RabbitMQReader(self.session, queue, mode, read_traits, quorum=kind == "quorum")
 
-    def publish(self, queue: str, messages: Iterable[Message], progress: Progress) -> int:
+    def destination(self, queue: str) -> RabbitMQDestination:
         with translated(self.session.where, f"publish to {queue!r}"):
-            self.session.passive(queue)
-            publisher = ConfirmedPublisher(self.session)
-            confirmed = failed = 0
-            for message in messages:
-                publisher.publish("", queue, properties_from(message.headers), message.body)
-                if len(publisher.pending) >= RESTORE_WINDOW:
-                    self.session.pump(lambda: len(publisher.pending) < RESTORE_WINDOW, self.options.timeout)
-                confirmed, failed = _count(publisher, progress, confirmed, failed)
-            publisher.drain()
-            confirmed, failed = _count(publisher, progress, confirmed, failed)
-        if failed:
-            raise BrokerUnavailable(f"{failed} message(s) were not accepted by {queue!r} ({confirmed} were)",
-                                    hint="was the queue deleted meanwhile? rerun restore for the rest")
-        return confirmed
+            return RabbitMQDestination(self.session, queue, self._confirming,
+                                       via_exchange=bool(self.options.flags.get("via_exchange")))
+
+    def _confirming(self) -> ConfirmedPublisher:
+        if self._publisher is None or self._publisher.channel.is_closed:
+            self._publisher = ConfirmedPublisher(self.session)
+        return self._publisher
 
     def close(self) -> None:
         self.session.close()
-
-
-def _count(publisher: ConfirmedPublisher, progress: Progress, confirmed: int, failed: int) -> tuple[int, int]:
-    for _seq, ok in publisher.take_settled():
-        if ok:
-            confirmed += 1
-            progress.advance()
-        else:
-            failed += 1
-    return confirmed, failed

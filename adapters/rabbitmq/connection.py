@@ -3,13 +3,14 @@
 pika's BlockingConnection has no per-request timeout and its confirm mode
 waits for one broker round trip per publish.  So the hot paths (redrive,
 purge --backup, restore) work on the underlying asynchronous channel
-(``BlockingChannel._impl``) and drive I/O here with :meth:`Session.pump`;
+(through :mod:`.compat`, the one module that touches pika's internals) and
+drive I/O here with :meth:`Session.pump`;
 synchronous requests (passive declares, purge) run under :meth:`Session.deadline`
 so that ``--timeout`` bounds every request, not only the connect.
 
 pika writes every frame with its own ``send()``: a publish is three frames, so
 three syscalls and, with TCP_NODELAY, three segments the broker reads one by
-one.  :func:`coalesce_writes` joins whatever is queued when the socket becomes
+one.  :func:`.compat.coalesce_writes` joins whatever is queued when the socket becomes
 writable into one ``send()``; on a 100,000-message redrive that took the
 client's system time from 0.4 s to under 0.1 s per 50,000 messages and the
 broker's CPU by about 15% (bench/results/rabbitmq.md).
@@ -18,7 +19,6 @@ broker's CPU by about 15% (bench/results/rabbitmq.md).
 from __future__ import annotations
 
 import ssl
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +28,11 @@ import pika
 import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from qctl.adapter import ConnectOptions
+from qctl import tls
+from qctl.adapters.rabbitmq import compat
 from qctl.adapters.rabbitmq.errors import NOT_FOUND, QueueLocked, RequestTimeout, channel_error, translated
 from qctl.errors import BrokerUnavailable, QueueNotFound
+from qctl.options import ConnectOptions
 from qctl.urls import redact
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
@@ -43,13 +45,8 @@ def vhost_of(options: ConnectOptions) -> str:
 
 
 def tls_context(options: ConnectOptions) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=options.tls.ca_file)
-    if options.tls.cert_file:
-        context.load_cert_chain(options.tls.cert_file, options.tls.key_file)
-    if not options.tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    """The one TLS helper's context: a missing or bad file is exit 2 naming it, before connecting."""
+    return tls.context(options.tls)
 
 
 def parameters(options: ConnectOptions) -> pika.ConnectionParameters:
@@ -88,7 +85,7 @@ class Session:
         if self._connection is None or self._connection.is_closed:
             with translated(self.where, "connect"):
                 self._connection = BlockingConnection(parameters(self.options))
-            coalesce_writes(self._connection)
+            compat.coalesce_writes(self._connection, JOIN_BYTES)
         return self._connection
 
     def channel(self) -> BlockingChannel:
@@ -103,19 +100,19 @@ class Session:
     @contextmanager
     def deadline(self, seconds: float | None = None) -> Iterator[None]:
         """Abort a blocking request that takes longer than ``--timeout``."""
-        if self._connection is None or self._connection.is_closed:
+        connection = self._connection
+        if connection is None or connection.is_closed:
             yield
             return
-        impl: Any = self._connection._impl
 
         def expire() -> None:
             raise RequestTimeout()
 
-        handle = impl._adapter_call_later(seconds or self.options.timeout, expire)
+        handle = compat.call_later(connection, seconds or self.options.timeout, expire)
         try:
             yield
         finally:
-            impl._adapter_remove_timeout(handle)
+            compat.remove_timeout(connection, handle)
 
     def passive(self, queue: str) -> QueueCount:
         """Exact ready count and consumers of ``queue``; QueueNotFound if it does not exist."""
@@ -159,15 +156,19 @@ class Session:
     def pump(self, ready: Callable[[], bool], max_wait: float) -> None:
         """Process I/O (deliveries, confirms, outgoing frames) until ``ready()`` or ``max_wait`` passes."""
         connection = self.connection
-        impl: Any = connection._impl
         expired: list[bool] = []
-        handle = impl._adapter_call_later(max_wait, lambda: expired.append(True))
+        handle = compat.call_later(connection, max_wait, lambda: expired.append(True))
         try:
             with translated(self.where):
-                connection._flush_output(lambda: bool(expired), ready)
+                compat.process_io(connection, lambda: bool(expired), ready)
         finally:
             if not expired:
-                impl._adapter_remove_timeout(handle)
+                compat.remove_timeout(connection, handle)
+
+    def poll_now(self) -> None:
+        """Process whatever I/O is ready (confirms, deliveries), without waiting."""
+        with translated(self.where):
+            self.connection.process_data_events(time_limit=0)
 
     def close(self) -> None:
         connection, self._connection, self._control = self._connection, None, None
@@ -178,48 +179,10 @@ class Session:
                 pass  # closing is best effort; unacked messages return to their queues anyway
 
 
-def coalesce_writes(connection: BlockingConnection) -> None:
-    """Send the frames queued on ``connection`` in chunks of up to JOIN_BYTES, one ``send()`` each.
-
-    Wraps the pika transport's ``_produce`` (which loops ``send()`` over its deque of frames) on this
-    instance; if pika's internals are not what this expects, it leaves them alone.
-    """
-    transport: Any = getattr(getattr(connection, "_impl", None), "_transport", None)
-    buffers = getattr(transport, "_tx_buffers", None)
-    produce = getattr(transport, "_produce", None)
-    if not isinstance(buffers, deque) or not callable(produce):
-        return
-
-    def produce_joined() -> None:
-        if len(buffers) > 1:
-            chunks: list[bytes] = []
-            parts: list[bytes] = []
-            size = 0
-            for part in buffers:
-                if len(part) >= JOIN_BYTES:
-                    if parts:
-                        chunks.append(b"".join(parts))
-                        parts, size = [], 0
-                    chunks.append(part)
-                    continue
-                parts.append(part)
-                size += len(part)
-                if size >= JOIN_BYTES:
-                    chunks.append(b"".join(parts))
-                    parts, size = [], 0
-            if parts:
-                chunks.append(b"".join(parts))
-            buffers.clear()
-            buffers.extend(chunks)
-        produce()
-
-    transport._produce = produce_joined
-
-
 def require_open(channel: BlockingChannel, what: str) -> None:
     """A channel the broker closed (e.g. a publish to a deleted exchange) ends the run with its reason."""
     if channel.is_closed:
-        reason: Any = getattr(channel, "_closing_reason", None)
+        reason: Any = compat.closing_reason(channel)
         if isinstance(reason, pe.ChannelClosedByBroker):
             raise channel_error(reason, what)
         raise BrokerUnavailable(f"{what}: channel closed unexpectedly")

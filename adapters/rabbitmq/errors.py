@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pika.exceptions as pe
+from pika.adapters.utils import connection_workflow
 
 from qctl.errors import BrokerUnavailable, QctlError, QueueNotFound, UsageError
 from qctl.urls import redact
@@ -55,7 +56,11 @@ def connection_error(exc: BaseException, where: str) -> QctlError:
     if isinstance(exc, pe.ConnectionClosedByBroker) and exc.reply_code == ACCESS_REFUSED:
         return BrokerUnavailable(f"authentication to {where} failed: {redact(exc.reply_text)}",
                                  hint="check the user name and password")
-    detail = redact(str(exc)) or type(exc).__name__
+    if isinstance(exc, connection_workflow.AMQPConnectorStackTimeout):
+        return BrokerUnavailable(f"RabbitMQ at {where} accepted the connection but did not complete the AMQP "
+                                 f"handshake in time", hint="is that port really AMQP, and the broker responsive? "
+                                                            "(--timeout)")
+    detail = redact(" ".join(str(exc).split())) or type(exc).__name__
     return BrokerUnavailable(f"cannot reach RabbitMQ at {where}: {detail}",
                              hint="is the broker running and the port right (AMQP default 5672)?")
 
@@ -73,5 +78,5 @@ def translated(where: str, what: str = "request") -> Iterator[None]:
         raise channel_error(exc, what) from None
     except pe.UnroutableError as exc:
         raise UsageError(f"{what}: message unroutable ({len(exc.messages)} returned)") from None
-    except (TimeoutError, pe.AMQPError, OSError) as exc:
+    except (TimeoutError, pe.AMQPError, connection_workflow.AMQPConnectorException, OSError) as exc:
         raise connection_error(exc, where) from None

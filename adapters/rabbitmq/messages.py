@@ -1,9 +1,12 @@
 """AMQP deliveries <-> :class:`qctl.models.Message`.
 
-A message's ``headers`` hold its AMQP headers plus every property that is set
-(``content_type``, ``message_id``, ...), JSON-safe; :func:`properties_from`
-turns them back into properties and headers for ``restore``.  ``x-death``
-becomes the contract's ``dead_letter``.
+A message's ``headers`` are its AMQP headers table and its ``properties`` the
+basic properties that are set (``content_type``, ``message_id``, ``priority``,
+...), JSON-safe and kept apart, so a header named ``type`` or ``priority``
+survives a backup and restore.  ``x-death`` becomes the contract's
+``dead_letter``.  :func:`properties_from` turns a Message back into what is
+published: headers the broker sets on delivery (``x-delivery-count``) are not
+published again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from qctl.models import DeadLetter, Message
 PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
                   "expiration", "message_id", "timestamp", "type", "user_id", "app_id")
 DELIVERY_COUNT = "x-delivery-count"
-REDRIVE_COUNT = "x-qctl-redrive-count"
+BROKER_SET = frozenset({DELIVERY_COUNT})
 
 
 def first_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -48,14 +51,14 @@ def dead_letter_of(headers: Mapping[str, Any]) -> DeadLetter | None:
 def to_message(queue: str, position: str, properties: BasicProperties, body: bytes, *,
                redelivered: bool | None, quorum: bool = False) -> Message:
     headers: dict[str, Any] = dict(properties.headers or {})
-    shown: dict[str, Any] = {name: getattr(properties, name) for name in PROPERTY_NAMES
-                             if getattr(properties, name) is not None}
-    shown.update(headers)
+    shown = {name: header_value(getattr(properties, name)) for name in PROPERTY_NAMES
+             if getattr(properties, name) is not None}
     count = headers.get(DELIVERY_COUNT)
     stamp = properties.timestamp
     return Message(
         queue=queue, position=position, body=bytes(body),
-        headers={name: header_value(value) for name, value in shown.items()},
+        headers={name: header_value(value) for name, value in headers.items()},
+        properties=shown,
         timestamp=datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else None,
         redelivered=redelivered,
         delivery_count=int(count) if isinstance(count, int) else (0 if quorum else None),
@@ -63,13 +66,35 @@ def to_message(queue: str, position: str, properties: BasicProperties, body: byt
     )
 
 
-def properties_from(headers: Mapping[str, Any]) -> BasicProperties:
-    """Properties and AMQP headers from a Message's JSON-safe ``headers`` (for restore)."""
-    values = {name: headers[name] for name in PROPERTY_NAMES if headers.get(name) is not None}
-    rest = {name: _amqp_value(value) for name, value in headers.items() if name not in PROPERTY_NAMES}
-    if "x-death" in rest:
-        rest["x-death"] = [_death_times(entry) for entry in rest["x-death"]]
-    return BasicProperties(headers=rest or None, **values)
+def properties_from(message: Message, *, straight_to_queue: bool) -> BasicProperties:
+    """Properties and AMQP headers for publishing ``message`` (redrive, move, restore).
+
+    Straight to a queue through the default exchange, the message loses its ``CC`` and ``BCC``
+    headers: RabbitMQ routes a message to every key in them, and through the default exchange those
+    keys are queue names -- a redrive would copy the message into any queue named like one of its
+    original CC keys.  Through an exchange they stay and route as they did the first time.
+    """
+    values = {name: _property(name, message.properties[name]) for name in PROPERTY_NAMES
+              if message.properties.get(name) is not None}
+    dropped = BROKER_SET | ({"CC", "BCC"} if straight_to_queue else set())
+    headers = {name: _amqp_value(value) for name, value in message.pairs() if name not in dropped}
+    if "x-death" in headers and isinstance(headers["x-death"], list):
+        headers["x-death"] = [_death_times(entry) for entry in headers["x-death"]]
+    if values.get("timestamp") is None and message.timestamp is not None:
+        values["timestamp"] = int(message.timestamp.timestamp())  # from another backend: its time, in seconds
+    return BasicProperties(headers=headers or None, **values)
+
+
+def _property(name: str, value: Any) -> Any:
+    if name in ("delivery_mode", "priority", "timestamp"):
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        if name == "timestamp" and isinstance(value, str):
+            try:
+                return int(parse_iso(value).timestamp())
+            except ValueError:
+                return None
+    return value
 
 
 def _amqp_value(value: Any) -> Any:

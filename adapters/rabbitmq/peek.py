@@ -1,23 +1,26 @@
-"""``peek``: read without consuming.
+"""``peek``: read without consuming, and what reading a queue costs (:func:`traits`).
 
 Streams are read by offset (``x-stream-offset``: ``--from`` offset, ``--since``
 time, else the first) with a consumer that is then cancelled: no side effects.
 Classic and quorum queues can only be read by taking messages: up to N are
-taken unacked with basic.get on one channel, then returned by closing that
-channel; RabbitMQ puts them back in their old places, so the order is kept
-(``basic.nack`` would not: quorum queues put nacked messages at the back).
-They come back marked redelivered (and on quorum queues with
-``x-delivery-count`` one higher).
+taken unacked (consumer windows, :class:`~.consume.Taker`) on one channel,
+then returned by closing that channel; RabbitMQ puts them back in their old
+places, so the order is kept (``basic.nack`` would not: quorum queues put
+nacked messages at the back).  They come back marked redelivered (and on
+quorum queues with ``x-delivery-count`` one higher).
 
 Delivery limits
 ---------------
 A quorum queue with a delivery limit dead-letters (or drops) a message returned
 once too often, and RabbitMQ 3.10 shows a message's count only after it has
-been taken -- when returning it is already unavoidable.  So a peek is refused
-on a quorum queue that has, or might have, a limit: its ``x-delivery-limit``
-argument, or ``delivery-limit`` in its policy or operator policy (the API's
-``effective_policy_definition`` lags policy changes by seconds, so the vhost's
-policies are matched here too and any limit either way refuses).
+been taken -- when returning it is already unavoidable.  So reading such a
+queue *counts* (``SourceTraits.counts_reads``), and the core's guard
+(:mod:`qctl.guard`) refuses a peek and makes passes copy kept messages to the
+tail instead of returning them.  A queue counts when it has, or might have, a
+limit: its ``x-delivery-limit`` argument, or ``delivery-limit`` in its policy
+or operator policy (the API's ``effective_policy_definition`` lags policy
+changes by seconds, so the vhost's policies are matched here too and any limit
+either way counts).
 
 Without the management API neither the limit nor even the queue's type can be
 read.  The type can be learnt without touching a message that matters: a
@@ -29,7 +32,7 @@ checked first), before anything is delivered; a classic queue accepts it (at
 most one message is delivered, and it goes back in place when the channel is
 closed).  The broker checks the type atomically with the consume, a consume
 never creates or changes a queue, and it needs only the read permission a peek
-needs anyway.  A quorum queue is then refused (exit 2) with a hint to pass
+needs anyway.  A quorum queue then counts as limited, with a hint to pass
 ``--management-url``.  (A non-passive ``queue.declare`` with ``x-queue-type``
 was considered and rejected: on 3.10 it compares every argument the existing
 queue's type knows plus ``durable``/``auto_delete``, so it fails 406 on classic
@@ -42,13 +45,15 @@ creates one.)
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pika.exceptions as pe
 
+from qctl.adapters.rabbitmq import compat
 from qctl.adapters.rabbitmq.connection import Session
+from qctl.adapters.rabbitmq.consume import Taker
 from qctl.adapters.rabbitmq.dlx import delivery_limit
 from qctl.adapters.rabbitmq.errors import (
     ACCESS_REFUSED,
@@ -61,8 +66,10 @@ from qctl.adapters.rabbitmq.management import Management
 from qctl.adapters.rabbitmq.messages import to_message
 from qctl.errors import Unsupported, UsageError
 from qctl.models import Message, PeekRequest
+from qctl.primitives import SourceTraits
 
 STREAM_IDLE = 0.3
+PEEK_WINDOW = 1000
 STREAM_FIRST_WAIT = 1.0
 
 
@@ -102,55 +109,66 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def peek(session: Session, facts: QueueFacts, queue: str, request: PeekRequest) -> list[Message]:
-    """``facts`` from :func:`queue_facts`."""
-    ready = session.passive(queue).ready
-    kind = facts.type
-    if kind is None:
-        kind = probe_type(session, queue, facts.unavailable)
+def traits(session: Session, facts: QueueFacts, queue: str) -> tuple[str, SourceTraits]:
+    """The queue's type and what reading it costs: a quorum queue with a delivery limit (or one that
+    cannot be read) counts every return as a delivery."""
+    kind = facts.type or probe_type(session, queue)
+    if kind != "quorum":
+        return kind, SourceTraits()
+    if facts.delivery_limits:
+        limit = min(facts.delivery_limits)
+        return kind, SourceTraits(counts_reads=True, read_limit=limit,
+                                  limit_reason=f"a delivery limit of {limit} (x-delivery-limit or policy)",
+                                  limit_hint="remove or raise the delivery limit (x-delivery-limit / policy "
+                                             "delivery-limit) first")
+    if facts.type is None:
+        if facts.unavailable:
+            why, hint = f"the management API is not available ({facts.unavailable})", NO_API_HINT
+        else:
+            why, hint = "the management API does not list it yet", "retry in a few seconds"
+        return kind, SourceTraits(counts_reads=True, limit_reason=f"a delivery limit that cannot be checked, as {why}",
+                                  limit_hint=hint)
+    return kind, SourceTraits()
+
+
+NO_API_HINT = ("pass --management-url http://HOST:15672 (or set the profile's management_url) so that qctl can "
+               "read the queue's delivery limit")
+
+
+def peek(session: Session, kind: str, queue: str, request: PeekRequest) -> Iterator[Message]:
+    """``kind`` and the delivery-limit guard come first (:func:`traits`, :mod:`qctl.guard`)."""
     if kind == "stream":
-        return peek_stream(session, queue, request)
+        yield from peek_stream(session, queue, request)
+        return
     if request.from_position is not None or request.since is not None:
         raise Unsupported(f"--from/--since apply to RabbitMQ streams; {queue!r} is a {kind} queue")
-    if ready == 0:
-        return []
-    if kind == "quorum":
-        refuse_over_limit(queue, facts.delivery_limits)
-    return peek_by_get(session, queue, request.count, quorum=kind == "quorum")
-
-
-def refuse_over_limit(queue: str, limits: tuple[int, ...]) -> None:
-    if not limits:
+    if session.passive(queue).ready == 0:
         return
-    raise UsageError(
-        f"refusing to peek quorum queue {queue!r}: it has a delivery limit ({min(limits)}) and every return counts "
-        f"toward it, so a message already at its limit would be dead-lettered (or dropped) by the peek; "
-        f"RabbitMQ shows a message's count only after it is taken",
-        hint="remove or raise the delivery limit (x-delivery-limit / policy delivery-limit) first")
+    yield from peek_by_get(session, queue, request.count, quorum=kind == "quorum")
 
 
-def probe_type(session: Session, queue: str, unavailable: str | None) -> str:
-    """``classic`` or ``stream``, told by the broker's answer to a global-prefetch consumer; quorum refuses.
+def probe_type(session: Session, queue: str) -> str:
+    """``classic``, ``quorum`` or ``stream``, told by the broker's answer to a global-prefetch consumer.
 
-    See the module docstring.  Raises UsageError for a quorum queue: its delivery limit cannot be read.
+    See the module docstring.  A quorum queue refuses it with 540, which closes the connection.
     """
     channel = session.channel()
-    impl: Any = channel._impl
+    impl: Any = compat.channel_impl(channel)
     connection = session.connection
     consumed: list[bool] = []
     try:
         with session.deadline():
             impl.basic_qos(prefetch_count=1, global_qos=True)
             impl.basic_consume(queue, lambda *_args: None, callback=lambda _frame: consumed.append(True))
-            connection._flush_output(lambda: bool(consumed) or channel.is_closed)
+            compat.process_io(connection, lambda: bool(consumed) or channel.is_closed)
     except pe.ConnectionClosedByBroker as exc:
         session.close()  # a 540 is a connection error; the next request opens a new connection
         if exc.reply_code == NOT_IMPLEMENTED:
-            _refuse_quorum_without_limit(queue, unavailable)
+            return "quorum"
         raise
     with translated(session.where, f"peek {queue!r}"):
         if channel.is_closed:
-            reason: Any = getattr(channel, "_closing_reason", None)
+            reason: Any = compat.closing_reason(channel)
             if isinstance(reason, pe.ChannelClosedByBroker):
                 if reason.reply_code == PRECONDITION_FAILED:
                     return "stream"  # "consumer prefetch count is not set": checked by streams alone
@@ -162,37 +180,26 @@ def probe_type(session: Session, queue: str, unavailable: str | None) -> str:
     return "classic"
 
 
-def _refuse_quorum_without_limit(queue: str, unavailable: str | None) -> None:
-    why = (f"without the management API ({unavailable})" if unavailable
-           else "as the management API does not list it yet")
-    raise UsageError(
-        f"refusing to peek quorum queue {queue!r}: {why} its delivery limit (x-delivery-limit argument or "
-        f"delivery-limit policy) cannot be checked, and a peek returns every message it shows, which counts as a "
-        f"delivery, so a message at its limit would be dead-lettered (or dropped)",
-        hint=("pass --management-url http://HOST:15672 (or set the profile's management_url) so that qctl can "
-              "read the queue's delivery limit" if unavailable else "retry in a few seconds"))
+def peek_by_get(session: Session, queue: str, count: int, *, quorum: bool) -> Iterator[Message]:
+    """Take up to ``count`` messages unacked, in windows, and return them all in place when done.
 
-
-def peek_by_get(session: Session, queue: str, count: int, *, quorum: bool) -> list[Message]:
-    channel = session.channel()
-    messages: list[Message] = []
-    with translated(session.where, f"peek {queue!r}"):
-        try:
-            for ordinal in range(1, count + 1):
-                with session.deadline():
-                    method, properties, body = channel.basic_get(queue, auto_ack=False)
-                if method is None:
+    Closing the channel returns every taken message to its old place.  Not basic.nack: on RabbitMQ
+    3.10 quorum queues a nacked message goes to the back of the queue."""
+    taker = Taker(session, queue)
+    ordinal = 0
+    try:
+        with translated(session.where, f"peek {queue!r}"):
+            while ordinal < count:
+                deliveries = taker.take(min(PEEK_WINDOW, count - ordinal))
+                for delivery in deliveries:
+                    ordinal += 1
+                    yield to_message(queue, str(ordinal), delivery.properties, delivery.body,
+                                     redelivered=delivery.redelivered, quorum=quorum)
+                if not deliveries or taker.dry:
                     break
-                messages.append(to_message(queue, str(ordinal), properties, body,
-                                           redelivered=method.redelivered, quorum=quorum))
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code in (NOT_IMPLEMENTED, PRECONDITION_FAILED):
-                raise UsageError(f"queue {queue!r} cannot be read with basic.get: {exc.reply_text}") from None
-            raise
-        # Closing the channel returns every taken message to its old place.  Not basic.nack: on
-        # RabbitMQ 3.10 quorum queues a nacked message goes to the back of the queue.
-        channel.close()
-    return messages
+    finally:
+        with translated(session.where, f"peek {queue!r}"):
+            taker.return_all()
 
 
 def stream_offset(request: PeekRequest) -> Any:
@@ -209,10 +216,10 @@ def stream_offset(request: PeekRequest) -> Any:
                      hint="an offset number, or first / last / next")
 
 
-def peek_stream(session: Session, queue: str, request: PeekRequest) -> list[Message]:
+def peek_stream(session: Session, queue: str, request: PeekRequest) -> Iterator[Message]:
     offset = stream_offset(request)
     channel = session.channel()
-    impl: Any = channel._impl
+    impl: Any = compat.channel_impl(channel)
     messages: list[Message] = []
     last = [time.monotonic() + STREAM_FIRST_WAIT - STREAM_IDLE]
 
@@ -232,4 +239,4 @@ def peek_stream(session: Session, queue: str, request: PeekRequest) -> list[Mess
             session.pump(lambda size=len(messages): len(messages) != size, STREAM_IDLE)  # type: ignore[misc]
         impl.basic_cancel(tag)
         channel.close()
-    return messages
+    yield from messages

@@ -11,11 +11,11 @@ is (a copy may also have reached the target — "both" is safe, "neither" is not
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pika.spec import Basic, BasicProperties
 
+from qctl.adapters.rabbitmq import compat
 from qctl.adapters.rabbitmq.connection import Session, require_open
 from qctl.errors import BrokerUnavailable
 
@@ -24,11 +24,11 @@ class ConfirmedPublisher:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.channel = session.channel()
-        self._impl: Any = self.channel._impl
+        self._impl: Any = compat.channel_impl(self.channel)
         self._next = 1
         self.pending: dict[int, None] = {}  # seqs published, not yet confirmed (ascending)
         self._suspect: set[int] = set()
-        self.settled: list[tuple[int, bool]] = []
+        self.results: dict[int, bool] = {}  # confirmed (True) or refused/returned (False), until collected
         self.returned = 0
         selected: list[bool] = []
         self._impl.confirm_delivery(self._on_confirm, callback=lambda _frame: selected.append(True))
@@ -60,25 +60,38 @@ class ConfirmedPublisher:
             del self.pending[seq]
             if suspect and seq in suspect:
                 suspect.discard(seq)
-                self.settled.append((seq, False))
+                self.results[seq] = False
             else:
-                self.settled.append((seq, ok))
+                self.results[seq] = ok
 
     def _on_return(self, *_args: Any) -> None:
         self.returned += 1
         self._suspect.update(self.pending)
 
-    def take_settled(self) -> list[tuple[int, bool]]:
-        settled, self.settled = self.settled, []
-        return settled
-
-    def drain(self, more: Callable[[], bool] | None = None) -> None:
-        """Wait (up to --timeout without progress) until every publish is confirmed."""
-        while self.pending:
+    def wait_below(self, count: int) -> None:
+        """Let confirms come in until fewer than ``count`` publishes await one (bounds memory on both sides)."""
+        while len(self.pending) >= count:
             before = len(self.pending)
-            self.session.pump(lambda n=before: len(self.pending) != n or bool(more and more()),  # type: ignore[misc]
-                              self.session.options.timeout)
+            self.session.pump(lambda n=before: len(self.pending) != n, self.session.options.timeout)  # type: ignore[misc]
             require_open(self.channel, "publish")
             if len(self.pending) == before:
                 raise BrokerUnavailable(f"{before} publish(es) not confirmed within {self.session.options.timeout}s",
                                         hint="nothing was lost: their sources were not acknowledged")
+
+    def collect(self, seqs: list[int], *, wait: bool) -> list[bool] | None:
+        """The outcome of each of ``seqs``; None while some are unknown (only when not ``wait``).
+
+        Waiting gives up after --timeout without a single confirm: nothing is lost, as a source is
+        only settled for what was confirmed."""
+        if not wait:
+            self.session.poll_now()  # read whatever confirms already arrived
+        while any(seq not in self.results for seq in seqs):
+            if not wait:
+                return None
+            before = len(self.pending)
+            self.session.pump(lambda n=before: len(self.pending) != n, self.session.options.timeout)  # type: ignore[misc]
+            require_open(self.channel, "publish")
+            if len(self.pending) == before:
+                raise BrokerUnavailable(f"{before} publish(es) not confirmed within {self.session.options.timeout}s",
+                                        hint="nothing was lost: their sources were not acknowledged")
+        return [self.results.pop(seq) for seq in seqs]

@@ -3,18 +3,22 @@
 Features
     * ``stats``: every list, stream and sorted set (SCAN + pipelined TYPE and
       depth, never KEYS), or names and shell globs; streams report pending
-      entries, group lag and consumers; dead-letter queues found by name
-      (``<q>:dlq``, ``<q>.dlq``, ``<q>-dlq``, ``<q>:dead``, ``dlq:<q>``...).
+      entries, group lag, consumers and the oldest entry's age; dead-letter
+      queues found by name (``<q>:dlq``, ``<q>.dlq``, ``<q>-dlq``, ``<q>:dead``,
+      ``dlq:<q>``...).
     * ``peek``: LRANGE from the end consumers pop first, XRANGE (never
       XREADGROUP) from ``--from ID`` or ``--since TIME``, ZRANGE WITHSCORES.
-    * ``purge`` and ``redrive`` in atomic Lua steps of at most
-      :data:`~qctl.adapters.redis.scripts.CHUNK` items; ``purge --backup``
-      deletes only what it wrote; redrive list/sorted set -> list and
-      stream -> stream, with ``x-qctl-redrive-count`` on stream entries.
-    * ``restore`` (publish) to lists, streams and sorted sets.
+    * The engine's primitives: a :class:`~.reader.RedisReader` reads chunks
+      without touching them and settles exactly the chosen ones in one
+      verified Lua step; a :class:`~.destination.RedisDestination` pushes, and
+      moves from a pass on the same server in that same step (a blind step
+      for list and sorted-set redrives that no message can redirect).  At most
+      :data:`~.scripts.CHUNK` items a step.
+    * ``purge`` without a backup: bounded LTRIM / XDEL / ZREMRANGEBYRANK steps.
     * Redis Cluster, detected from ``INFO cluster``: SCAN on every primary;
-      redrive across slots through a journal (:mod:`.crossslot`).
-    * Binary-safe: keys and bodies are bytes end to end.
+      moves across slots through a journal (:mod:`.crossslot`).
+    * Binary-safe: keys and bodies are bytes end to end; stream fields keep
+      their order, sorted-set members their score.
 
 URL format
     ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS),
@@ -31,6 +35,13 @@ Options
     * ``dead_letter`` suffixes/prefixes from the profile extend the naming rules.
 """
 
-from qctl.adapters.redis.adapter import RedisAdapter
+from qctl.adapter import About
 
-__all__ = ["RedisAdapter"]
+ABOUT = About(
+    backend="redis",
+    urls=(
+        ("redis://[user:pass@]host[:port][/db], rediss:// (TLS), unix:///path?db=N",
+         "Redis 6 or later. A list, stream or sorted set is a queue. Redis Cluster is detected from the server. "
+         "?list_end=left for queues consumed from the left (RPUSH + BLPOP, as RQ does)."),
+    ),
+)

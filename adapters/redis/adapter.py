@@ -1,38 +1,32 @@
 """The Redis :class:`~qctl.adapter.Adapter`: connects lazily, delegates, translates errors.
 
-Each command lives in its own module (stats, peek, purge, redrive, publish);
-this class only holds the connection and turns driver errors into qctl
-errors at its edge (:func:`qctl.adapters.redis.errors.translated`).
+Each command lives in its own module (stats, peek, purge, reader,
+destination); this class only holds the connection and turns driver errors
+into qctl errors at its edge (:func:`qctl.adapters.redis.errors.translated`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
-from qctl.adapter import Adapter, ConnectOptions, Progress
+from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.redis import peek as peeking
-from qctl.adapters.redis import publish as publishing
 from qctl.adapters.redis import purge as purging
-from qctl.adapters.redis import redrive as redriving
 from qctl.adapters.redis import stats as statistics
 from qctl.adapters.redis.connection import Client, connect
+from qctl.adapters.redis.destination import RedisDestination
 from qctl.adapters.redis.errors import translated, translating
 from qctl.adapters.redis.keys import DEPTH_COMMAND, QUEUE_TYPES, command, key_bytes, queue_type
+from qctl.adapters.redis.reader import RedisReader
 from qctl.errors import Unsupported
-from qctl.models import (
-    Message,
-    PeekRequest,
-    PurgeRequest,
-    PurgeResult,
-    QueueStats,
-    RedriveRequest,
-    RedriveResult,
-)
+from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.primitives import ReadMode
 from qctl.urls import redact
 
 
 class RedisAdapter(Adapter):
     backend = "redis"
+    understands = frozenset({"--from", "--since"})
 
     def __init__(self, options: ConnectOptions) -> None:
         super().__init__(options)
@@ -63,23 +57,21 @@ class RedisAdapter(Adapter):
     def depth(self, queue: str) -> int:
         return int(command(self.client, DEPTH_COMMAND[self.kind(queue)], key_bytes(queue)))
 
-    @translated
-    def peek(self, queue: str, request: PeekRequest) -> list[Message]:
-        return peeking.peek(self.client, queue, self.kind(queue), request, self.options.list_end)
+    def peek(self, queue: str, request: PeekRequest) -> Iterator[Message]:
+        with translating(self.where):
+            yield from peeking.peek(self.client, queue, self.kind(queue), request, self.options.list_end)
 
     @translated
-    def purge(self, queue: str, request: PurgeRequest) -> PurgeResult:
-        return purging.purge(self.client, queue, self.kind(queue), request, self.options.list_end)
+    def purge(self, queue: str) -> PurgeResult:
+        return purging.purge(self.client, queue, self.kind(queue), self.options.list_end)
 
     @translated
-    def redrive(self, dlq: str, request: RedriveRequest, progress: Progress) -> RedriveResult:
-        run = redriving.Run(client=self.client, dlq=dlq, kind=self.kind(dlq), request=request,
-                            naming=self.options.dead_letter, list_end=self.options.list_end, progress=progress)
-        return redriving.redrive(run)
+    def reader(self, queue: str, mode: ReadMode) -> RedisReader:
+        return RedisReader(self.client, self.where, queue, self.kind(queue), mode, self.options.list_end)
 
     @translated
-    def publish(self, queue: str, messages: Iterable[Message], progress: Progress) -> int:
-        return publishing.publish(self.client, queue, messages, progress, self.options.list_end)
+    def destination(self, queue: str) -> RedisDestination:
+        return RedisDestination(self.client, self.where, queue, self.options.list_end)
 
     def close(self) -> None:
         if self._client is not None:

@@ -16,8 +16,9 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from qctl.adapter import ConnectOptions
+from qctl import tls
 from qctl.errors import UsageError
+from qctl.options import ConnectOptions, TLSFiles
 
 Client = redis.Redis | RedisCluster
 DEFAULT_PORT = 6379
@@ -73,14 +74,20 @@ def _db(text: str) -> int:
 
 
 def _tls_kwargs(options: ConnectOptions) -> dict[str, Any]:
-    """TLS files from the profile, else from ``?ssl_ca_certs=`` style query parameters."""
-    tls, query = options.tls, options.url.query
-    verify = tls.verify and query.get("ssl_cert_reqs", "required").lower() in _TRUE
+    """TLS files from the profile, else from ``?ssl_ca_certs=`` style query parameters, checked first."""
+    given, query = options.tls, options.url.query
+    verify = given.verify and query.get("ssl_cert_reqs", "required").lower() in _TRUE
+    files = tls.checked(TLSFiles(
+        ca_file=given.ca_file or query.get("ssl_ca_certs") or query.get("ca_file"),
+        cert_file=given.cert_file or query.get("ssl_certfile") or query.get("cert_file"),
+        key_file=given.key_file or query.get("ssl_keyfile") or query.get("key_file"),
+        verify=verify))
+    tls.context(files)  # a CA or certificate file that is not PEM: exit 2 naming it, before connecting
     return {
         "ssl": True,
-        "ssl_ca_certs": tls.ca_file or query.get("ssl_ca_certs") or query.get("ca_file"),
-        "ssl_certfile": tls.cert_file or query.get("ssl_certfile") or query.get("cert_file"),
-        "ssl_keyfile": tls.key_file or query.get("ssl_keyfile") or query.get("key_file"),
+        "ssl_ca_certs": files.ca_file,
+        "ssl_certfile": files.cert_file,
+        "ssl_keyfile": files.key_file,
         "ssl_cert_reqs": "required" if verify else "none",
         "ssl_check_hostname": verify,
     }

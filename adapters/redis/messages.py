@@ -1,12 +1,12 @@
-"""Redis items <-> :class:`qctl.models.Message`.
+"""Redis items <-> :class:`qctl.models.Message`, exactly.
 
-Lists and sorted sets hold bare bodies (a sorted set's score goes to
-``headers["score"]``).  A stream entry is a field map; its **body** is the first
-of the fields ``body``, ``data``, ``payload``, ``message`` that is present, and
-every other field becomes a header.  When the body field is not ``body`` its
-name is kept in the header ``x-qctl-body-field`` so ``restore`` writes it back
-under the same name; an entry with none of those fields has an empty body and
-all its fields as headers.
+Lists hold bare bodies; a sorted set's members are bodies with their score in
+``properties["score"]``.  A stream entry is a field map; its **body** is the
+first of the fields ``body``, ``data``, ``payload``, ``message`` that is
+present (its name in ``properties["body_field"]``, null when the entry has
+none, and its place among the fields in ``properties["body_index"]`` when it
+is not the first), and every other field is a header, in order.  So a backup
+or a move writes the entry back field for field.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from qctl.codec import header_bytes, header_value
 from qctl.models import DeadLetter, Message
 
 BODY_FIELDS = (b"body", b"data", b"payload", b"message")
-BODY_FIELD_HEADER = "x-qctl-body-field"
-REDRIVE_COUNT_FIELD = "x-qctl-redrive-count"
-SCORE_HEADER = "score"
+SCORE = "score"
+BODY_FIELD = "body_field"
+BODY_INDEX = "body_index"
 # Stream fields that name the queue a dead letter came from, most specific first.
 SOURCE_FIELDS = (b"x-original-queue", b"x-first-death-queue", b"original_queue", b"source_queue")
 REASON_FIELDS = (b"x-death-reason", b"x-exception-message", b"reason", b"error")
@@ -34,47 +34,54 @@ def list_message(queue: str, index: int, body: bytes) -> Message:
 
 
 def zset_message(queue: str, rank: int, member: bytes, score: float) -> Message:
-    return Message(queue=queue, position=str(rank), body=member, headers={SCORE_HEADER: _number(score)})
+    return Message(queue=queue, position=str(rank), body=member, properties={SCORE: _number(score)})
 
 
 def stream_message(queue: str, entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:
+    names = list(fields)
     body_field = next((name for name in BODY_FIELDS if name in fields), None)
-    headers: dict[str, Any] = {}
-    if body_field is not None and body_field != b"body":
-        headers[BODY_FIELD_HEADER] = body_field.decode()
-    for name, value in fields.items():
-        if name != body_field:
-            headers[header_value(name)] = header_value(value)
+    pairs = tuple((header_value(name), header_value(value)) for name, value in fields.items() if name != body_field)
+    properties: dict[str, Any] = {BODY_FIELD: body_field.decode() if body_field is not None else None}
+    if body_field is not None and names.index(body_field) != 0:
+        properties[BODY_INDEX] = names.index(body_field)
     position = entry_id.decode()
     return Message(queue=queue, position=position, body=fields[body_field] if body_field else b"",
-                   headers=headers, timestamp=id_time(position), dead_letter=_dead_letter(fields),
-                   delivery_count=None)
+                   headers=dict(pairs), header_pairs=pairs, properties=properties, timestamp=id_time(position),
+                   dead_letter=_dead_letter(fields))
 
 
 def stream_fields(message: Message) -> list[bytes]:
     """The XADD field/value list that :func:`stream_message` reads back as ``message``."""
-    headers = dict(message.headers)
-    body_field = str(headers.pop(BODY_FIELD_HEADER, "body"))
-    pairs = [body_field.encode(), message.body] if message.body or not headers else []
-    for name, value in headers.items():
-        pairs += [name.encode("utf-8", "surrogateescape"), header_bytes(value)]
-    return pairs
+    fields: list[bytes] = []
+    for name, value in message.pairs():
+        fields += [str(name).encode("utf-8", "surrogateescape"), header_bytes(value)]
+    body_field = message.properties.get(BODY_FIELD, "body")
+    if body_field is not None or message.body:
+        index = message.properties.get(BODY_INDEX, 0)
+        index = index if isinstance(index, int) and 0 <= index <= len(fields) // 2 else 0
+        fields[2 * index:2 * index] = [str(body_field or "body").encode(), message.body]
+    if not fields:  # XADD needs a field: an entry with nothing at all keeps an empty body
+        fields = [b"body", b""]
+    return fields
 
 
-def restore_kind(message: Message) -> str:
-    """The key type ``restore`` creates for a missing target: the rule of its first message."""
-    if STREAM_ID.match(message.position):
+def kind_for(message: Message) -> str:
+    """The key type a message asks for when its target does not exist yet."""
+    if BODY_FIELD in message.properties or STREAM_ID.match(message.position):
         return "stream"
-    if SCORE_HEADER in message.headers and not message.headers.keys() - {SCORE_HEADER}:
+    if SCORE in message.properties:
         return "zset"
     return "list"
 
 
-def redrive_count(fields: Mapping[bytes, bytes]) -> int:
+def score_of(message: Message) -> float | None:
+    score = message.properties.get(SCORE)
+    if isinstance(score, bool) or not isinstance(score, (int, float, str)):
+        return None
     try:
-        return int(fields.get(REDRIVE_COUNT_FIELD.encode(), b"0"))
+        return float(score)
     except ValueError:
-        return 0
+        return None
 
 
 def source_queue(fields: Mapping[bytes, bytes]) -> str | None:
@@ -91,9 +98,8 @@ def _dead_letter(fields: Mapping[bytes, bytes]) -> DeadLetter | None:
     reason = next((fields[name] for name in REASON_FIELDS if fields.get(name)), None)
     if source is None and reason is None:
         return None
-    count = redrive_count(fields)
     return DeadLetter(reason=reason.decode("utf-8", "replace") if reason else None, source_queue=source,
-                      count=count or None, time=None)
+                      count=None, time=None)
 
 
 def _number(score: float) -> int | float:

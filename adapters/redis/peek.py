@@ -10,24 +10,37 @@ use XREADGROUP, so no group, pending entry or delivery count changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from qctl.adapters.redis.connection import Client
 from qctl.adapters.redis.keys import command, key_bytes, score_pairs
 from qctl.adapters.redis.messages import list_message, stream_message, zset_message
 from qctl.errors import Unsupported, UsageError
 from qctl.models import Message, PeekRequest
 
+STEP = 1000  # messages per read: a peek of 10,000 is ten round trips, and stops early when closed
 
-def peek(client: Client, queue: str, kind: str, request: PeekRequest, list_end: str) -> list[Message]:
-    if request.partition is not None or request.group is not None:
-        raise Unsupported("--partition and --group are for Kafka; Redis queues have neither")
+
+def peek(client: Client, queue: str, kind: str, request: PeekRequest, list_end: str) -> Iterator[Message]:
+    """Up to ``request.count`` messages in consumption order, read ``STEP`` at a time."""
     if request.since is not None and kind != "stream":
         raise Unsupported(f"--since works on streams; {queue!r} is a Redis {kind}")
     if kind == "stream":
-        return _stream(client, queue, request)
+        yield from _stream(client, queue, request)
+        return
     start = _index(request.from_position)
-    if kind == "zset":
-        return _zset(client, queue, start or 0, request.count)
-    return _list(client, queue, start, request.count, list_end)
+    left = request.count
+    while left > 0:
+        step = min(STEP, left)
+        if kind == "zset":
+            batch = _zset(client, queue, start or 0, step)
+        else:
+            batch = _list(client, queue, start, step, list_end)
+        yield from batch
+        if len(batch) < step:
+            return
+        left -= len(batch)
+        start = int(batch[-1].position) + (-1 if kind == "list" and list_end == "right" else 1)
 
 
 def _index(text: str | None) -> int | None:
@@ -57,12 +70,19 @@ def _list(client: Client, queue: str, start: int | None, count: int, list_end: s
     return [list_message(queue, first + offset, body) for offset, body in enumerate(items)]
 
 
-def _stream(client: Client, queue: str, request: PeekRequest) -> list[Message]:
-    start = request.from_position or "-"
+def _stream(client: Client, queue: str, request: PeekRequest) -> Iterator[Message]:
+    start: str | bytes = request.from_position or "-"
     if request.since is not None:
         start = f"{int(request.since.timestamp() * 1000)}-0"
-    entries = command(client, "XRANGE", key_bytes(queue), start, "+", "COUNT", request.count)
-    return [stream_message(queue, entry_id, fields) for entry_id, fields in entries]
+    left = request.count
+    while left > 0:
+        entries = command(client, "XRANGE", key_bytes(queue), start, "+", "COUNT", min(STEP, left))
+        for entry_id, fields in entries:
+            yield stream_message(queue, entry_id, fields)
+        if len(entries) < min(STEP, left):
+            return
+        left -= len(entries)
+        start = b"(" + entries[-1][0]
 
 
 def _zset(client: Client, queue: str, start: int, count: int) -> list[Message]:

@@ -1,4 +1,4 @@
-"""The Lua scripts that make each purge/redrive step atomic and bounded.
+"""The Lua scripts that make each Redis step atomic and bounded.
 
 Each script handles one chunk (at most ``CHUNK`` items), so killed at any
 instant every message is in exactly one place, and no single step keeps the
@@ -17,10 +17,93 @@ from qctl.adapters.redis.connection import Client
 
 CHUNK = 2000
 
+# The engine's step: remove exactly the chosen messages of a chunk the client read, after checking
+# they are still there, and (with a target) push what it removed there -- in one atomic step.
+#
+# KEYS: source, [target, [journal meta]]
+# ARGV: source kind (list|zset|stream), target kind (list|zset|stream|''), list consumption end (R|L),
+#       list offset (messages from the consumption end before the chunk), target list push end (L|R),
+#       n, tombstone, meta field count, meta fields..., then per message:
+#       source token (list: the item as read; zset: the member; stream: the entry ID), chosen (1|0),
+#       payload length m, payload... (list: body; zset: score, member; stream: field, value...)
+# Returns a string of n flags, '1' for each message moved (or removed), or -1 when a list chunk is no
+# longer where it was read (a consumer popped meanwhile): nothing is changed then.
+TAKE = """
+local skind, tkind, lend = ARGV[1], ARGV[2], ARGV[3]
+local offset, push, n, tomb = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local nmeta = tonumber(ARGV[8])
+local i = 9 + nmeta
+local records = {}
+for r = 1, n do
+  local m = tonumber(ARGV[i + 2])
+  records[r] = {token = ARGV[i], chosen = ARGV[i + 1] == '1', first = i + 3, last = i + 2 + m}
+  i = i + 3 + m
+end
+local flags = {}
+if skind == 'list' then
+  local items
+  if lend == 'R' then items = redis.call('LRANGE', KEYS[1], -offset - n, -offset - 1)
+  else items = redis.call('LRANGE', KEYS[1], offset, offset + n - 1) end
+  if #items ~= n then return -1 end
+  for r = 1, n do
+    local item = lend == 'R' and items[n - r + 1] or items[r]
+    if item ~= records[r].token then return -1 end
+  end
+  local all, count = offset == 0, 0
+  for r = 1, n do
+    if records[r].chosen then count = count + 1 else all = false end
+  end
+  if all then
+    if lend == 'R' then redis.call('LTRIM', KEYS[1], 0, -n - 1) else redis.call('LTRIM', KEYS[1], n, -1) end
+  elseif count > 0 then
+    for r = 1, n do
+      if records[r].chosen then
+        if lend == 'R' then redis.call('LSET', KEYS[1], -offset - r, tomb)
+        else redis.call('LSET', KEYS[1], offset + r - 1, tomb) end
+      end
+    end
+    redis.call('LREM', KEYS[1], lend == 'R' and -count or count, tomb)
+  end
+  for r = 1, n do flags[r] = records[r].chosen and '1' or '0' end
+elseif skind == 'zset' then
+  for r = 1, n do
+    local gone = records[r].chosen and redis.call('ZREM', KEYS[1], records[r].token) == 1
+    flags[r] = gone and '1' or '0'
+  end
+else
+  for r = 1, n do
+    local gone = false
+    if records[r].chosen and redis.call('XRANGE', KEYS[1], records[r].token, records[r].token)[1] then
+      redis.call('XDEL', KEYS[1], records[r].token)
+      gone = true
+    end
+    flags[r] = gone and '1' or '0'
+  end
+end
+if tkind ~= '' then
+  local bodies = {}
+  for r = 1, n do
+    if flags[r] == '1' then
+      local rec = records[r]
+      if tkind == 'list' then bodies[#bodies + 1] = ARGV[rec.first]
+      elseif tkind == 'zset' then redis.call('ZADD', KEYS[2], ARGV[rec.first], ARGV[rec.first + 1])
+      else redis.call('XADD', KEYS[2], '*', unpack(ARGV, rec.first, rec.last)) end
+    end
+  end
+  if #bodies > 0 then redis.call(push == 'L' and 'LPUSH' or 'RPUSH', KEYS[2], unpack(bodies)) end
+  if KEYS[3] and string.find(table.concat(flags), '1') then
+    redis.call('HSET', KEYS[3], unpack(ARGV, 9, 8 + nmeta))
+  end
+end
+return table.concat(flags)
+"""
+
+# Blind moves, when nothing about a message decides where it goes (a redrive of a list or sorted set
+# with no --where): the next n messages move without crossing the network.
 # KEYS: dlq, target.  ARGV: n, dlq consumption end, target producer end.
-# Takes the n messages the DLQ's consumers would get first and pushes them,
-# oldest first, on the target's producer end: the target's consumers then get
-# them after what is already waiting, in their original order.
+# Takes the n messages the DLQ's consumers would get first and pushes them, oldest first, on the
+# target's producer end: the target's consumers then get them after what is already waiting, in
+# their original order.
 LIST_MOVE = """
 local n = tonumber(ARGV[1])
 local right = ARGV[2] == 'R'
@@ -45,43 +128,13 @@ redis.call('ZREM', KEYS[1], unpack(items))
 return #items
 """
 
-# KEYS: dlq stream, target stream.  ARGV: count field, entry IDs.  Fields are read
-# here, not sent by the client, so they move byte for byte; the redrive counter
-# is incremented (or added as 1).  An ID that is gone (deleted meanwhile) is skipped.
-STREAM_MOVE = """
-local moved = 0
-for i = 2, #ARGV do
-  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
-  if entry then
-    local fields, seen = entry[2], false
-    for j = 1, #fields, 2 do
-      if fields[j] == ARGV[1] then fields[j + 1] = tostring((tonumber(fields[j + 1]) or 0) + 1); seen = true end
-    end
-    if not seen then fields[#fields + 1] = ARGV[1]; fields[#fields + 1] = '1' end
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    moved = moved + 1
-  end
-end
-return moved
-"""
-
-# KEYS: list.  ARGV: consumption end, n, then optionally the n items as LRANGE
-# returned them.  With items, delete only if the end still holds exactly those
-# (purge --backup wrote them); returns -1 when it does not.  Returns the count removed.
+# Plain purge (no backup, no --where).  KEYS: list.  ARGV: consumption end, n.
 LIST_REMOVE = """
 local n = tonumber(ARGV[2])
-local right = ARGV[1] == 'R'
-if #ARGV > 2 then
-  local got
-  if right then got = redis.call('LRANGE', KEYS[1], -n, -1) else got = redis.call('LRANGE', KEYS[1], 0, n - 1) end
-  if #got ~= n then return -1 end
-  for i = 1, n do if got[i] ~= ARGV[i + 2] then return -1 end end
-end
 local len = redis.call('LLEN', KEYS[1])
 if n > len then n = len end
 if n == 0 then return 0 end
-if right then redis.call('LTRIM', KEYS[1], 0, -n - 1) else redis.call('LTRIM', KEYS[1], n, -1) end
+if ARGV[1] == 'R' then redis.call('LTRIM', KEYS[1], 0, -n - 1) else redis.call('LTRIM', KEYS[1], n, -1) end
 return n
 """
 

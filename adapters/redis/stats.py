@@ -8,6 +8,7 @@ Dead-letter queues are found by name (``options.dead_letter.candidates``).
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from qctl.adapters.redis.keys import (
     types_and_depths,
     types_of,
 )
+from qctl.adapters.redis.messages import id_time
 from qctl.deadletter import DeadLetterNaming
 from qctl.errors import Unsupported
 from qctl.models import QueueStats
@@ -52,11 +54,27 @@ def collect(client: Client, patterns: Sequence[str], naming: DeadLetterNaming, *
     queues = sorted(set(found.explicit) | {n for n, k in found.kinds.items() if k in QUEUE_TYPES})
     dead = _dead_letters(client, found, queues, naming, globs if patterns else None)
     streams = [name for name in queues if found.kinds[name] == "stream"]
-    infos = dict(zip(streams, pipelined(client, (("XINFO", "GROUPS", key_bytes(s)) for s in streams)), strict=True))
+    replies = pipelined(client, (command for s in streams
+                                 for command in (("XINFO", "GROUPS", key_bytes(s)), ("XINFO", "STREAM", key_bytes(s)))))
+    infos = dict(zip(streams, replies[::2], strict=True))
+    heads = {name: _head(reply) for name, reply in zip(streams, replies[1::2], strict=True)}
+    now = time.time()
     rows: list[QueueStats] = []
     for name in queues:
-        rows.extend(_rows(name, found, dead.get(name), infos.get(name, []), groups=groups))
+        first_id, added = heads.get(name, (None, None))
+        oldest = max(0.0, now - id_time(first_id).timestamp()) if first_id else None
+        rows.extend(_rows(name, found, dead.get(name), infos.get(name, []), groups=groups, oldest=oldest,
+                          added=added))
     return rows
+
+
+def _head(reply: Any) -> tuple[str | None, int | None]:
+    """(first entry ID, entries-added) from XINFO STREAM, whichever shape redis-py gives it."""
+    values = {key_name(key): value for key, value in (reply.items() if isinstance(reply, dict) else [])}
+    first = values.get("first-entry")
+    first_id = key_name(first[0]) if isinstance(first, (list, tuple)) and first else None
+    added = values.get("entries-added")
+    return first_id, int(added) if isinstance(added, int) else None
 
 
 def _add_queues(client: Client, found: Found, names: Sequence[str], *, explicit: bool) -> None:
@@ -102,12 +120,13 @@ def _add_depths(client: Client, found: Found, names: Sequence[str]) -> None:
     found.depths.update(zip((n for n, _ in typed), depths(client, typed), strict=True))
 
 
-def _rows(name: str, found: Found, dlq: str | None, infos: list[dict[Any, Any]], *,
-          groups: bool) -> list[QueueStats]:
+def _rows(name: str, found: Found, dlq: str | None, infos: list[dict[Any, Any]], *, groups: bool,
+          oldest: float | None = None, added: int | None = None) -> list[QueueStats]:
     kind = found.kinds[name]
     base: dict[str, Any] = {
         "backend": BACKEND, "queue": name, "type": kind, "depth": found.depths.get(name, 0),
         "dead_letter_queue": dlq, "dead_letter_depth": found.depths.get(dlq) if dlq else None,
+        "oldest_age": oldest, "total_in": added,
     }
     if kind != "stream":
         return [QueueStats(**base)]

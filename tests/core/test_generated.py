@@ -1,6 +1,6 @@
 """completions/ and man/ are generated from the live command tree and must not drift.
 
-Refresh them with: .venv/bin/python -m qctl.generated
+Refresh them with: .venv/bin/python -m qctl.refresh_generated
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from qctl.generated import SHELLS, _commands, completion_script, man_page
+from typer.main import get_command
+
+from qctl.cli import app
+from qctl.generated import SHELLS, commands, completion_script, man_page
 
 REPO = Path(__file__).resolve().parents[2]
-REFRESH = "out of date: run .venv/bin/python -m qctl.generated and commit the result"
+REFRESH = "out of date: run .venv/bin/python -m qctl.refresh_generated and commit the result"
+ROOT = get_command(app)
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
@@ -24,14 +28,14 @@ def test_completion_files_match_the_app(shell: str) -> None:
 
 
 def test_man_page_matches_the_app() -> None:
-    assert (REPO / "man" / "qctl.1").read_text() == man_page(), REFRESH
+    assert (REPO / "man" / "qctl.1").read_text() == man_page(ROOT), REFRESH
 
 
 def test_man_page_documents_every_command_option_and_exit_code() -> None:
     from qctl.errors import ExitCode
 
-    page = man_page()
-    for path, command in _commands():
+    page = man_page(ROOT)
+    for path, command in commands(ROOT):
         assert f'.SS "qctl {path}"' in page
         for param in getattr(command, "params", []):
             for opt in getattr(param, "opts", []):

@@ -18,7 +18,16 @@ def test_every_builtin_resolves_to_an_adapter() -> None:
     for scheme in registry.BUILTIN:
         cls = registry.adapter_class(scheme)
         assert issubclass(cls, Adapter)
-        assert cls.backend in ("redis", "rabbitmq", "kafka")
+        assert cls.backend == registry.BACKEND_OF[scheme]
+
+
+def test_an_entry_point_that_is_not_an_adapter_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    fake = EntryPoint(name="bogus", value="qctl.errors:UsageError", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [fake])
+    with pytest.raises(UsageError, match="not a qctl Adapter"):
+        registry.adapter_class("bogus")
 
 
 @pytest.mark.parametrize(("typo", "suggestion"), [
@@ -33,7 +42,7 @@ def test_unknown_scheme_suggests(typo: str, suggestion: str) -> None:
 def test_entry_points_are_read_for_unknown_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import EntryPoint
 
-    fake = EntryPoint(name="memq", value="qctl.adapters.redis:RedisAdapter", group=registry.ENTRY_POINT_GROUP)
+    fake = EntryPoint(name="memq", value="qctl.adapters.redis.adapter:RedisAdapter", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [fake])
     assert registry.adapter_class("memq").backend == "redis"
     assert "memq" in registry.known_schemes()

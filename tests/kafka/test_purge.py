@@ -46,7 +46,8 @@ def test_backup_then_restore(kafka: KafkaDriver, qctl: QctlRunner, tmp_path: Pat
     run = qctl("purge", "-u", kafka.url, topic, "--yes", "--backup", str(backup), "-o", "json")
 
     assert run.json() == {"queue": topic, "purged": 11, "backup": str(backup)}, run
-    lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    header, *lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    assert header["qctl_backup"] == 2 and header["backend"] == "kafka" and header["queue"] == topic
     assert sorted((row["key"].encode(), row["body"].encode()) for row in lines) == before
     assert kafka.contents(topic) == []
     restored = qctl("restore", "-u", kafka.url, str(backup), "--to", topic, "-o", "json")

@@ -1,8 +1,4 @@
-"""qctl redrive: targets from headers, keys/headers kept, resumable through a group, crash-safe.
-
-Every test runs with both record movers: kafka-python (with worker processes for
-large redrives) and confluent-kafka (librdkafka), when that optional package is installed.
-"""
+"""qctl redrive: targets from headers, keys/headers kept, resumable through a group, crash-safe."""
 
 from __future__ import annotations
 
@@ -12,27 +8,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from importlib.util import find_spec
 
-import pytest
-
-from qctl.adapters.kafka.rdkafka import ENGINE_ENV
-from qctl.adapters.kafka.workers import WORKERS_ENV
 from tests.conftest import QctlRunner
 from tests.kafka.driver import KafkaDriver, spring_headers
-
-ENGINES = ["kafka-python", "confluent-kafka"]
-
-
-@pytest.fixture(autouse=True, params=ENGINES)
-def engine(request: pytest.FixtureRequest, clean_env: dict[str, str]) -> str:
-    """The record mover every qctl run of the test uses (set in the environment the qctl fixture passes on)."""
-    name: str = request.param
-    if name == "confluent-kafka" and find_spec("confluent_kafka") is None:
-        pytest.skip("confluent-kafka is not installed")
-    clean_env[ENGINE_ENV] = name
-    return name
-
 
 def _dead_letters(kafka: KafkaDriver, count: int, partitions: int = 3) -> tuple[str, str]:
     source = kafka.unique("rd-orders")
@@ -130,33 +108,29 @@ def test_rate_limit(kafka: KafkaDriver, qctl: QctlRunner) -> None:
     assert time.monotonic() - started >= 0.45  # 50 records at 100/s
 
 
-@pytest.mark.parametrize(("engine", "workers"), [("kafka-python", "1"), ("kafka-python", "2"),
-                                                  ("confluent-kafka", "1")], indirect=["engine"])
 def test_kill_9_mid_redrive_then_rerun_moves_everything_once_more_at_most(
-        kafka: KafkaDriver, qctl: QctlRunner, clean_env: dict[str, str], engine: str, workers: str) -> None:
+        kafka: KafkaDriver, qctl: QctlRunner, clean_env: dict[str, str]) -> None:
     total = 200_000
     source = kafka.unique("rd-crash")
     dlq = source + ".DLT"
     kafka.create_topic(source, 4)
     kafka.create_topic(dlq, 4)
     kafka.bulk_produce(dlq, total, headers=[("kafka_dlt-original-topic", source)])
-    env = {**clean_env, WORKERS_ENV: workers}
     proc = subprocess.Popen([sys.executable, "-m", "qctl", "redrive", "-u", kafka.url, dlq, "-o", "json"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=clean_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while sum(kafka.offsets(source)[1].values()) < total // 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)  # the parent only: its workers must die with it
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(0.5)
     moved_before = sum(kafka.offsets(source)[1].values())
     assert 0 < moved_before < total, "the kill came too late to test a crash"
     committed = kafka.committed("qctl-redrive", dlq)
-    time.sleep(1)
-    assert sum(kafka.offsets(source)[1].values()) == moved_before, "a worker outlived its parent"
-    assert kafka.committed("qctl-redrive", dlq) == committed
+    # Progress is committed as it goes (every few thousand records), so the re-run repeats little.
+    assert moved_before - sum(committed.values()) <= 20_000 + 5_000
 
-    rerun = qctl("redrive", "-u", kafka.url, dlq, "-o", "json", timeout=300, env={WORKERS_ENV: workers})
+    rerun = qctl("redrive", "-u", kafka.url, dlq, "-o", "json", timeout=300)
 
     assert rerun.rc == 0, rerun
     assert rerun.json()["moved"] == total - sum(committed.values())
@@ -166,32 +140,23 @@ def test_kill_9_mid_redrive_then_rerun_moves_everything_once_more_at_most(
     assert kafka.committed("qctl-redrive", dlq) == kafka.offsets(dlq)[1]
 
 
-@pytest.mark.parametrize("engine", ["kafka-python"], indirect=True)
-def test_parallel_workers_keep_order_per_key_honour_limit_and_resume(kafka: KafkaDriver, qctl: QctlRunner,
-                                                                    engine: str) -> None:
-    per_key = 6_000
+def test_order_per_key_limit_and_resume(kafka: KafkaDriver, qctl: QctlRunner) -> None:
+    per_key = 2_000
     keys = 12
-    total = per_key * keys  # above the size that starts worker processes
+    total = per_key * keys
     source = kafka.unique("rd-par")
     dlq = source + "-dlq"  # target by name
     kafka.create_topic(source, 5)
     kafka.create_topic(dlq, 3)
     kafka.bulk_keyed(dlq, ((f"k{i % keys}", f"{i}") for i in range(total)))
-    ends = kafka.offsets(dlq)[1]
-    limit = total - min(ends.values()) // 2  # all partitions but half of the smallest, cut in partition order
+    limit = total // 3 + 17
 
-    first = qctl("redrive", "-u", kafka.url, dlq, "--limit", str(limit), "-o", "json",
-                 env={WORKERS_ENV: "3"})
+    first = qctl("redrive", "-u", kafka.url, dlq, "--limit", str(limit), "-o", "json")
 
     assert first.rc == 0, first
     assert first.json() == {"source": dlq, "moved": limit, "skipped": 0, "failed": 0, "targets": {source: limit}}
-    left = limit
-    expected = {}
-    for partition in sorted(ends):
-        expected[partition] = min(ends[partition], left)
-        left -= expected[partition]
-    assert kafka.committed("qctl-redrive", dlq) == {p: o for p, o in expected.items() if o}
-    rest = qctl("redrive", "-u", kafka.url, dlq, "-o", "json", env={WORKERS_ENV: "3"})
+    assert sum(kafka.committed("qctl-redrive", dlq).values()) == limit  # --limit counts what moved
+    rest = qctl("redrive", "-u", kafka.url, dlq, "-o", "json")
     assert rest.json()["moved"] == total - limit, rest
 
     records = sorted(kafka.bulk_records(source), key=lambda r: (r[2], r[3]))
@@ -201,19 +166,3 @@ def test_parallel_workers_keep_order_per_key_honour_limit_and_resume(kafka: Kafk
         by_key.setdefault(key, []).append(int(body))
     assert len(by_key) == keys
     assert all(seq == sorted(seq) for seq in by_key.values())  # the DLQ's order, per key
-
-
-@pytest.mark.parametrize("engine", ["kafka-python"], indirect=True)
-def test_limit_cut_and_worker_split(engine: str) -> None:
-    from kafka import TopicPartition
-
-    from qctl.adapters.kafka.redrive import limited
-    from qctl.adapters.kafka.workers import split
-
-    tp = [TopicPartition("t", p) for p in range(4)]
-    ranges = {tp[0]: (10, 40), tp[1]: (0, 5), tp[2]: (7, 7), tp[3]: (0, 100)}
-    assert limited(ranges, None) == ranges
-    assert limited(ranges, 32) == {tp[0]: (10, 40), tp[1]: (0, 2), tp[2]: (7, 7), tp[3]: (0, 0)}
-    shares = split({t: span for t, span in ranges.items() if span[1] > span[0]}, 2)
-    assert shares == [{tp[3]: (0, 100)}, {tp[0]: (10, 40), tp[1]: (0, 5)}]
-    assert split({tp[0]: (0, 1)}, 3) == [{tp[0]: (0, 1)}]

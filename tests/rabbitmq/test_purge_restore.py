@@ -36,7 +36,7 @@ def test_purge_backup_then_restore_round_trip(rq: RabbitMQDriver, rmq: QctlRunne
     run = rmq("purge", queue, "--yes", "--backup", str(backup), "-o", "json")
     assert run.rc == 0, run
     assert run.json()["purged"] == len(bodies) and rq.depth(queue) == 0
-    assert len(backup.read_text().splitlines()) == len(bodies)
+    assert len(backup.read_text().splitlines()) == 1 + len(bodies)  # the format line, then a line each
     assert json.loads(backup.read_text().splitlines()[-1])["body_encoding"] == "base64"
     restored = rmq("restore", str(backup), "--to", again, "-o", "json")
     assert restored.rc == 0 and restored.json()["restored"] == len(bodies), restored

@@ -47,16 +47,17 @@ def test_stream_peek_from_id_and_since(qctl: QctlRunner, redis_url: str, r: redi
     rows = qctl("peek", "-u", redis_url, name, "-o", "jsonl", "--since", "2023-11-14T22:13:24Z").jsonl()
     assert [row["body"] for row in rows][:1] == ["m4"]
     last = rows[-1]
-    assert last["headers"] == {"x-qctl-body-field": "data"} and base64.b64decode(last["body"]) == BINARY
+    assert last["headers"] == {} and last["properties"] == {"body_field": "data"}
+    assert base64.b64decode(last["body"]) == BINARY
     # Never XREADGROUP: the group saw nothing.
     assert r.xinfo_groups(name)[0]["pending"] == 0 and r.xinfo_groups(name)[0]["entries-read"] is None
 
 
-def test_zset_peek_lowest_score_first_with_score_header(qctl: QctlRunner, redis_url: str, r: redis.Redis,
+def test_zset_peek_lowest_score_first_with_score_property(qctl: QctlRunner, redis_url: str, r: redis.Redis,
                                                         name: str) -> None:
     r.zadd(name, {b"later": 20.5, b"sooner": 10})
     rows = qctl("peek", "-u", redis_url, name, "-o", "jsonl").jsonl()
-    assert [(row["position"], row["body"], row["headers"]) for row in rows] == [
+    assert [(row["position"], row["body"], row["properties"]) for row in rows] == [
         ("0", "sooner", {"score": 10}), ("1", "later", {"score": 20.5})]
     assert r.zcard(name) == 2
 

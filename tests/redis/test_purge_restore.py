@@ -23,7 +23,8 @@ def test_purge_list_with_backup_then_restore_keeps_order_and_bytes(qctl: QctlRun
     assert run.rc == 0, run
     assert run.json() == {"queue": name, "purged": 2501, "backup": str(backup)}
     assert r.exists(name) == 0
-    lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    header, *lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    assert header["qctl_backup"] == 2
     assert len(lines) == 2501 and lines[0]["body"] == "m0" and lines[-1]["body_encoding"] == "base64"
     run = qctl("restore", "-u", redis_url, str(backup), "--to", f"{name}:restored", "-o", "json")
     assert run.rc == 0 and run.json()["restored"] == 2501, run

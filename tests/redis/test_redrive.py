@@ -92,9 +92,17 @@ def test_no_target_is_skipped_and_wrong_types_refused(qctl: QctlRunner, redis_ur
     r.lpush(name, b"x")
     run = qctl("redrive", "-u", redis_url, name, "-o", "json")  # no suffix, no --to
     assert run.rc == 6 and run.json()["skipped"] == 1 and r.llen(name) == 1, run
-    r.xadd(f"{name}:s", {b"body": b"x"})
-    assert qctl("redrive", "-u", redis_url, name, "--to", f"{name}:s").rc == 2
+    r.set(f"{name}:str", b"not a queue")
+    refused = qctl("redrive", "-u", redis_url, name, "--to", f"{name}:str")
+    assert refused.rc == 2 and "is a Redis string" in refused.err, refused
     assert qctl("redrive", "-u", redis_url, name, "--to", name).rc == 2
-    assert r.llen(name) == 1 and r.xlen(f"{name}:s") == 1
+    assert r.llen(name) == 1
+    # A list's messages can go into a stream: each becomes an entry with a body field, in one atomic step.
+    r.xadd(f"{name}:s", {b"body": b"w"})
+    moved = qctl("redrive", "-u", redis_url, name, "--to", f"{name}:s", "-o", "json")
+    assert moved.rc == 0 and moved.json()["moved"] == 1, moved
+    assert [fields for _, fields in r.xrange(f"{name}:s")] == [
+        {b"body": b"w"}, {b"body": b"x", b"x-qctl-redrive-count": b"1"}]
+    assert r.exists(name) == 0
     missing = qctl("redrive", "-u", redis_url, f"{name}:none:dlq", "-o", "json")
     assert (missing.rc, missing.json()["moved"]) == (0, 0), missing

@@ -119,5 +119,5 @@ def test_purge_backup_draws_a_progress_bar_on_a_terminal(tmux: Tmux, redis_url: 
     tmux.start("purge", "-u", redis_url, name, "--yes", "--backup", str(backup))
     screen = tmux.wait_for(lambda s: "EXIT=" in s)
     assert "7/7" in screen and "EXIT=0" in screen, screen
-    assert len(backup.read_text().splitlines()) == 7
+    assert len(backup.read_text().splitlines()) == 1 + 7  # the format line, then a line each
     assert client.llen(name) == 0  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""What each command does between parsing (``qctl.cli``) and rendering: one module per command."""

@@ -1,0 +1,154 @@
+"""Redrive and move: the rules, once, for every backend.  The engine (:mod:`qctl.engine`) runs them.
+
+Redrive, per message of the DLQ:
+
+1. ``--where`` not selecting it: kept (``skipped``).
+2. ``x-qctl-redrive-count`` at ``--max-redrives`` or more: kept, so a poison
+   message cannot cycle forever.
+3. The target: ``--to``, else the source queue in its dead-letter metadata
+   (``Message.dead_letter.source_queue``: x-death, Spring/Connect headers,
+   stream fields, a job framework's queue), else the DLQ's name without its
+   dead-letter suffix.  None, or the DLQ itself: kept.
+4. Sent with ``x-qctl-redrive-count`` one higher (a destination that carries
+   no headers, a Redis list, is exempt).
+
+``--to`` naming the DLQ itself is a usage error (exit 2) on every backend, and
+a ``--to`` that does not exist is exit 4 before anything moves.  Move sends
+every selected message to DEST unchanged (its headers are the message's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qctl.deadletter import DeadLetterNaming
+from qctl.engine import Decision, Keep, Send, Tally
+from qctl.errors import UsageError
+from qctl.models import Message, RedriveResult, with_pairs
+from qctl.primitives import SourceTraits
+from qctl.selection import Selection
+
+REDRIVE_COUNT_HEADER = "x-qctl-redrive-count"
+NOT_SELECTED = "not selected by --where"
+# Kept for these reasons is the operator's choice; any other reason makes the run partial (exit 6).
+CHOSEN_REASONS = frozenset({NOT_SELECTED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedriveRequest:
+    to: str | None = None
+    limit: int | None = None
+    rate: float | None = None
+    dry_run: bool = False
+    max_redrives: int | None = None
+    where: Selection = field(default_factory=lambda: Selection(None))
+
+    @property
+    def needs_messages(self) -> bool:
+        """Whether counting per target needs each message (a dry run on a guarded source cannot read them)."""
+        return self.to is None or not self.where.everything or self.max_redrives is not None
+
+
+def redrive_count(message: Message) -> int:
+    value: Any = message.headers.get(REDRIVE_COUNT_HEADER)
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return 0
+
+
+def bumped(message: Message) -> Message:
+    """``message`` with ``x-qctl-redrive-count`` one higher, in the place it had (added last otherwise)."""
+    count = redrive_count(message) + 1
+    pairs = [(name, value) for name, value in message.pairs() if name != REDRIVE_COUNT_HEADER]
+    return with_pairs(message, [*pairs, (REDRIVE_COUNT_HEADER, count)])
+
+
+def check_request(dlq: str, request: RedriveRequest) -> None:
+    if request.to is not None and request.to == dlq:
+        raise UsageError(f"--to {request.to!r} is the dead-letter queue itself",
+                         hint="redrive moves messages out of the DLQ; name the queue they belong to")
+
+
+class RedriveRules:
+    """``decide`` for a redrive of ``dlq``."""
+
+    def __init__(self, dlq: str, request: RedriveRequest, naming: DeadLetterNaming) -> None:
+        self.dlq = dlq
+        self.request = request
+        self.by_name = naming.origin(dlq)
+
+    def blind_target(self, traits: SourceTraits) -> str | None:
+        """The one target every message goes to, when nothing in a message can change that."""
+        if traits.metadata_free and self.request.where.everything and self.request.max_redrives is None:
+            target = self.request.to or self.by_name
+            return target if target != self.dlq else None
+        return None
+
+    def __call__(self, message: Message) -> Decision:
+        request = self.request
+        if not request.where(message):
+            return Keep(NOT_SELECTED)
+        if request.max_redrives is not None and redrive_count(message) >= request.max_redrives:
+            return Keep(f"already redriven {request.max_redrives} time(s) or more (--max-redrives)")
+        target = request.to or (message.dead_letter.source_queue if message.dead_letter else None) or self.by_name
+        if target is None:
+            return Keep("no target: no dead-letter metadata, and the DLQ's name has no dead-letter suffix "
+                        "(give --to)")
+        if target == self.dlq:
+            return Keep("its dead-letter metadata names the DLQ itself")
+        return Send(target, bumped(message))
+
+
+class MoveRules:
+    """``decide`` for ``qctl move``: every selected message to ``dest``, unchanged."""
+
+    def __init__(self, dest: str, where: Selection) -> None:
+        self.dest = dest
+        self.where = where
+
+    def blind_target(self, traits: SourceTraits) -> str | None:
+        return self.dest if self.where.everything else None
+
+    def __call__(self, message: Message) -> Decision:
+        if not self.where(message):
+            return Keep(NOT_SELECTED)
+        return Send(self.dest, message)
+
+
+def result(source: str, tally: Tally, *, dry_run: bool) -> RedriveResult:
+    """The contract's result; a dry run moved nothing (its counts per target are in ``targets``)."""
+    return RedriveResult(source=source, moved=0 if dry_run else tally.moved, skipped=tally.skipped,
+                         failed=tally.failed,
+                         targets={target: n for target, n in tally.targets.items() if n > 0}, dry_run=dry_run)
+
+
+def partial(tally: Tally) -> bool:
+    """Did messages that were meant to move stay behind? (Not selecting them is not partial.)"""
+    left = sum(n for reason, n in tally.reasons.items() if reason not in CHOSEN_REASONS)
+    return tally.failed > 0 or left > 0
+
+
+def notices(tally: Tally, selection: Selection | None = None) -> Iterator[str]:
+    """What the operator should know about a pass, one line each."""
+    yield from reasons(tally.reasons)
+    for part, count in sorted(tally.dropped.items()):
+        yield f"{count} message(s) carried {part} that the destination cannot take: dropped (see qctl(1), MAPPING)"
+    if tally.requeued:
+        yield (f"{tally.requeued} kept message(s) were copied to the tail of the queue and the originals removed, "
+               f"so that no return counted toward its delivery limit")
+    if tally.gone:
+        yield (f"{tally.gone} message(s) were delivered and then found already taken from the source by a "
+               f"consumer: they may be processed twice")
+    if selection is not None and selection.not_applicable:
+        yield f"--where could not be applied to {selection.not_applicable} message(s); they were not selected"
+
+
+def reasons(counts: Mapping[str, int]) -> Iterator[str]:
+    for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
+        yield f"{count} message(s) left in place: {reason}"

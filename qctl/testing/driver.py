@@ -1,0 +1,75 @@
+"""What the contract suite needs from a backend: a driver that seeds and reads the real broker without qctl.
+
+A backend's test package implements :class:`Driver` (the built-in ones are in
+``tests/<backend>/driver.py``) and declares its honest differences as
+:class:`Capabilities`; the cases in :mod:`qctl.testing.contract` read the flags
+and never ask which backend they run on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from qctl.models import Message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    backend: str  # the `backend` field stats reports
+    queue_type: str  # the `type` stats reports for queues make_queue makes
+    dlq_suffix: str  # a dead-letter suffix its convention knows (":dlq", ".dlq", ".DLT")
+    carries_headers: bool = True  # headers survive a backup, restore, redrive and move
+    carries_properties: bool = False  # broker properties survive too (AMQP, SQS attributes)
+    carries_keys: bool = False  # message keys survive (Kafka)
+    repeats_headers: bool = False  # a header name may appear twice, and both survive (Kafka)
+    dead_letter_metadata: bool = True  # make_dead_letters leaves the broker's own metadata (x-death...)
+    keeps_settled: bool = False  # settled messages stay on the broker; progress lives in a group (Kafka)
+    missing_queue_is_empty: bool = False  # a queue that does not exist is empty, not an error (Redis)
+    deletes_singly: bool = True  # purge --where can leave some messages in place
+    has_read_limits: bool = False  # the broker can count reads against a limit (make_limited_queue works)
+    peek_marks_redelivered: bool = False  # reading by take-and-return shows in `redelivered`
+    interrupt_repeats: int = 0  # messages a re-run after a hard kill may move a second time (at least once)
+
+
+class Driver(Protocol):
+    capabilities: Capabilities
+    url: str  # what qctl gets with -u
+
+    def unique(self, prefix: str = "q") -> str:
+        """A fresh queue/topic name."""
+
+    def make_queue(self, name: str, messages: list[Message]) -> None:
+        """Create ``name`` (if the broker needs that) holding ``messages`` in consumption order.
+
+        Only the parts the capabilities say the broker carries need to be kept (body always)."""
+
+    def make_dead_letters(self, source: str, dlq: str, bodies: list[bytes]) -> None:
+        """Create ``source`` (empty) and ``dlq`` holding ``bodies`` as dead letters of ``source``,
+        with the broker's own dead-letter metadata where it has any; else ``dlq`` is named by
+        convention (``source + capabilities.dlq_suffix``)."""
+
+    def messages(self, name: str) -> list[Message]:
+        """Every message waiting in ``name``, in consumption order, leaving the queue unchanged
+        (Kafka: the records between start and end offsets)."""
+
+    def contents(self, name: str) -> list[bytes]:
+        """The bodies of :meth:`messages`."""
+
+    def delete(self, name: str) -> None:
+        """Remove the queue/topic if it exists."""
+
+    def bad_password_url(self) -> str:
+        """A URL to the same broker whose password is the literal ``wrong-password`` (qctl must exit 3)."""
+
+    def unreachable_url(self) -> str:
+        """A URL where nothing listens (qctl must exit 3 quickly)."""
+
+    def make_limited_queue(self, name: str, bodies: list[bytes], limit: int) -> str:
+        """With ``has_read_limits``: a queue where each return of a message counts, dropping it (or
+        dead-lettering it) after ``limit``; returns the URL qctl must use for it."""
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
