@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from qctl.testing.runner import QctlRunner, Run, clean_environment, runner
+
+__all__ = ["QctlRunner", "Run", "brokers_up"]
 
 REPO = Path(__file__).resolve().parents[1]
 BROKERS = REPO / "tools" / "brokers"
@@ -63,50 +63,16 @@ def kafka_url(kafka_env: dict[str, str]) -> str:
     return kafka_env["QCTL_TEST_KAFKA_URL"]
 
 
-@dataclass
-class Run:
-    """A finished qctl process."""
-
-    args: list[str]
-    rc: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def jsonl(self) -> list[Any]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
-
-    def __repr__(self) -> str:
-        return f"qctl {' '.join(self.args)} -> rc={self.rc}\nstdout:\n{self.out}\nstderr:\n{self.err}"
-
-
-QctlRunner = Callable[..., Run]
-
-
 @pytest.fixture()
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """The process environment without the caller's qctl settings, config in a temp dir."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QCTL_")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    env["NO_COLOR"] = "1"
-    env.pop("COLUMNS", None)
-    return env
+    return clean_environment(str(tmp_path / "xdg"))
 
 
 @pytest.fixture()
-def qctl(clean_env: dict[str, str]) -> Iterator[QctlRunner]:
+def qctl(clean_env: dict[str, str]) -> QctlRunner:
     """Run qctl as a real process: ``qctl("stats", "-u", url, "-o", "json")``."""
-
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> Run:
-        proc = subprocess.run([sys.executable, "-m", "qctl", *args], input=input, capture_output=True,
-                              text=True, env={**clean_env, **(env or {})}, timeout=timeout,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-        return Run(list(args), proc.returncode, proc.stdout, proc.stderr)
-
-    yield run
+    return runner(clean_env)
 
 
 # One driver per backend (tests/<backend>/driver.py), for the contract suite and backend tests.

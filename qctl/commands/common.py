@@ -71,7 +71,7 @@ def open_adapter(chosen: Target, *, given: Mapping[str, Any] | None = None,
 
 def check_options(adapter: Adapter, chosen: Target, given: Mapping[str, Any]) -> None:
     unknown = [name for name, value in given.items()
-               if value not in (None, False) and name not in adapter.understands]
+               if value is not None and value is not False and name not in adapter.understands]
     if unknown:
         takes = ", ".join(sorted(adapter.understands)) or "none of them"
         raise UsageError(f"{unknown[0]} does not apply to {adapter.backend} ({chosen.options.url})",

@@ -71,5 +71,10 @@ class Driver(Protocol):
         dead-lettering it) after ``limit``; returns the URL qctl must use for it."""
 
 
+def plain(bodies: list[bytes], queue: str = "") -> list[Message]:
+    """Messages that are only bodies, for :meth:`Driver.make_queue`."""
+    return [Message(queue=queue, position="", body=body) for body in bodies]
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

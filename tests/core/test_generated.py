@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from typer.main import get_command
 
 from qctl.cli import app

@@ -1,6 +1,6 @@
 """Test-side access to the real Kafka broker (no qctl): seed topics, read them back, inspect groups.
 
-Implements :class:`tests.drivers.BackendDriver`.  Topics made by ``make_queue``
+Implements :class:`qctl.testing.driver.Driver`.  Topics made by ``make_queue``
 have one partition so that "consumption order" is one well-defined sequence;
 backend tests make multi-partition topics with :meth:`KafkaDriver.create_topic`.
 Bulk seeding goes through ``kcat`` (librdkafka): kafka-python produces ~20k
@@ -19,7 +19,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.errors import UnknownTopicOrPartitionError
 
-from tests.drivers import unique_name
+from qctl.codec import header_bytes
+from qctl.models import Message
+from qctl.testing.driver import Capabilities, unique_name
 
 Record = tuple[bytes | None, bytes, Sequence[tuple[str, bytes]]]  # key, value, headers
 
@@ -37,8 +39,8 @@ def spring_headers(source: str, partition: int = 0, offset: int = 0, reason: str
 
 
 class KafkaDriver:
-    name = "kafka"
-    queue_type = "topic"
+    capabilities = Capabilities(backend="kafka", queue_type="topic", dlq_suffix=".DLT", carries_headers=True,
+                                carries_keys=True, repeats_headers=True, keeps_settled=True, deletes_singly=False)
 
     def __init__(self, env: dict[str, str], url_key: str = "QCTL_TEST_KAFKA_URL") -> None:
         self.url = env[url_key]
@@ -52,9 +54,9 @@ class KafkaDriver:
     def unique(self, prefix: str = "q") -> str:
         return unique_name(prefix)
 
-    def make_queue(self, name: str, bodies: list[bytes]) -> None:
+    def make_queue(self, name: str, messages: list[Message]) -> None:
         self.create_topic(name, 1)
-        self.produce(name, [(None, body, []) for body in bodies])
+        self.produce(name, [(m.key, m.body, [(str(k), header_bytes(v)) for k, v in m.pairs()]) for m in messages])
 
     def make_dead_letters(self, source: str, dlq: str, bodies: list[bytes]) -> None:
         self.create_topic(source, 1)
@@ -63,6 +65,18 @@ class KafkaDriver:
 
     def contents(self, name: str) -> list[bytes]:
         return [record.value or b"" for record in self.records(name)]
+
+    def messages(self, name: str) -> list[Message]:
+        found = []
+        for record in self.records(name):
+            pairs = tuple((key, (value or b"").decode("utf-8", "replace")) for key, value in record.headers or [])
+            found.append(Message(queue=name, position=f"{record.partition}:{record.offset}", body=record.value or b"",
+                                 key=record.key, headers=dict(pairs), header_pairs=pairs,
+                                 partition=record.partition, offset=record.offset))
+        return found
+
+    def make_limited_queue(self, name: str, bodies: list[bytes], limit: int) -> str:
+        raise NotImplementedError("Kafka counts no reads")
 
     def delete(self, name: str) -> None:
         try:

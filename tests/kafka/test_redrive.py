@@ -12,6 +12,7 @@ from collections import Counter
 from tests.conftest import QctlRunner
 from tests.kafka.driver import KafkaDriver, spring_headers
 
+
 def _dead_letters(kafka: KafkaDriver, count: int, partitions: int = 3) -> tuple[str, str]:
     source = kafka.unique("rd-orders")
     kafka.create_topic(source, 4)

@@ -15,14 +15,18 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.drivers import unique_name
+from qctl.codec import header_bytes
+from qctl.models import Message
+from qctl.testing.driver import Capabilities, unique_name
 
 PERSISTENT = pika.DeliveryMode.Persistent
+PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
+                  "expiration", "message_id", "timestamp", "type", "user_id", "app_id")
 
 
 class RabbitMQDriver:
-    name = "rabbitmq"
-    queue_type = "classic"
+    capabilities = Capabilities(backend="rabbitmq", queue_type="classic", dlq_suffix=".dlq", carries_headers=True,
+                                carries_properties=True, has_read_limits=True, peek_marks_redelivered=True)
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.amqp_url = env["QCTL_TEST_AMQP_URL"]
@@ -30,6 +34,7 @@ class RabbitMQDriver:
         # What an operator passes: the harness's management API is not on the default port.
         self.url = f"{self.amqp_url}?management={self.management_url}"
         self.params = pika.URLParameters(self.amqp_url)
+        self.limited: set[str] = set()  # quorum queues with a delivery limit: read them without counting
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """A management-API request as the harness's administrator; the decoded JSON (None if empty)."""
@@ -90,9 +95,20 @@ class RabbitMQDriver:
             for body in bodies:
                 channel.basic_publish("", name, body, properties or pika.BasicProperties(delivery_mode=PERSISTENT))
 
-    def make_queue(self, name: str, bodies: list[bytes]) -> None:
+    def make_queue(self, name: str, messages: list[Message]) -> None:
         self.declare(name)
+        with self.channel() as channel:
+            channel.confirm_delivery()
+            for message in messages:
+                channel.basic_publish("", name, message.body, _properties(message))
+
+    def make_limited_queue(self, name: str, bodies: list[bytes], limit: int) -> str:
+        """A quorum queue with x-delivery-limit and no DLX: a message returned more often is dropped."""
+        self.declare(name, **{"x-queue-type": "quorum", "x-delivery-limit": limit})
+        self.limited.add(name)
         self.publish(name, bodies)
+        self.wait_depth(name, len(bodies))
+        return self.url
 
     def make_dead_letters(self, source: str, dlq: str, bodies: list[bytes]) -> None:
         """``source`` dead-letters into ``dlq``; a consumer rejects every message, so x-death is the broker's."""
@@ -106,8 +122,11 @@ class RabbitMQDriver:
                 channel.basic_reject(method.delivery_tag, requeue=False)
         self.wait_depth(dlq, len(bodies))
 
-    def messages(self, name: str) -> list[tuple[Any, pika.BasicProperties, bytes]]:
-        """Every message in ``name``, taken unacked and returned in place (order kept)."""
+    def taken(self, name: str) -> list[tuple[Any, pika.BasicProperties, bytes]]:
+        """Every message in ``name``, taken unacked and returned in place (order kept).
+
+        A queue with a delivery limit is read by copying each message to its tail and acking the
+        original instead, so that reading it counts no delivery."""
         taken = []
         with self.channel() as channel:
             while True:
@@ -115,11 +134,26 @@ class RabbitMQDriver:
                 if method is None:
                     break
                 taken.append((method, properties, body))
+            if name in self.limited:
+                channel.confirm_delivery()
+                for method, properties, body in taken:
+                    channel.basic_publish("", name, body, properties)
+                    channel.basic_ack(method.delivery_tag)
         # Closing the connection returns them in place (a nack would send quorum messages to the back).
         return taken
 
+    def messages(self, name: str) -> list[Message]:
+        found = []
+        for position, (method, props, body) in enumerate(self.taken(name)):
+            headers = {key: _plain(value) for key, value in (props.headers or {}).items()}
+            properties = {key: getattr(props, key) for key in PROPERTY_NAMES if getattr(props, key) is not None}
+            found.append(Message(queue=name, position=str(position), body=body, headers=headers,
+                                 header_pairs=tuple(headers.items()), properties=properties,
+                                 redelivered=method.redelivered))
+        return found
+
     def contents(self, name: str) -> list[bytes]:
-        return [body for _m, _p, body in self.messages(name)]
+        return [body for _m, _p, body in self.taken(name)]
 
     def depth(self, name: str) -> int:
         with self.channel() as channel:
@@ -139,3 +173,15 @@ class RabbitMQDriver:
 
     def unreachable_url(self) -> str:
         return "amqp://qctl:qctl-secret@127.0.0.1:1/%2F"
+
+
+def _properties(message: Message) -> pika.BasicProperties:
+    values = {key: value for key, value in message.properties.items() if key in PROPERTY_NAMES}
+    values.setdefault("delivery_mode", PERSISTENT)
+    headers = {name: (value if isinstance(value, (int, str)) else header_bytes(value))
+               for name, value in message.pairs()}
+    return pika.BasicProperties(headers=headers or None, **values)
+
+
+def _plain(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -7,6 +7,7 @@ from typing import Any
 
 import pika
 
+from qctl.testing.driver import plain
 from tests.conftest import QctlRunner
 from tests.rabbitmq.driver import RabbitMQDriver
 
@@ -85,7 +86,7 @@ def test_x_death_becomes_dead_letter(rq: RabbitMQDriver, rmq: QctlRunner, names:
 def test_peek_says_on_stderr_that_it_marked_messages_redelivered(qctl: QctlRunner, rabbitmq_driver: Any,
                                                                  names: Any) -> None:
     name = names("note")
-    rabbitmq_driver.make_queue(name, [b"a", b"b"])
+    rabbitmq_driver.make_queue(name, plain([b"a", b"b"]))
     run = qctl("peek", "-u", rabbitmq_driver.url, "-o", "jsonl", name)
     assert run.rc == 0, run
     assert "marks them redelivered" in run.err

@@ -8,13 +8,14 @@ from typing import Any
 
 import pika
 
+from qctl.testing.driver import plain
 from tests.conftest import QctlRunner
 from tests.rabbitmq.driver import RabbitMQDriver
 
 
 def test_purge_leaves_unacked_and_reports_them(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
     queue = names("purge")
-    rq.make_queue(queue, [b"1", b"2", b"3"])
+    rq.make_queue(queue, plain([b"1", b"2", b"3"]))
     with rq.channel() as channel:
         held, _p, _b = channel.basic_get(queue)  # held unacked by "a consumer" during the purge
         run = rmq("purge", queue, "--yes", "-o", "json")
@@ -40,6 +41,6 @@ def test_purge_backup_then_restore_round_trip(rq: RabbitMQDriver, rmq: QctlRunne
     assert json.loads(backup.read_text().splitlines()[-1])["body_encoding"] == "base64"
     restored = rmq("restore", str(backup), "--to", again, "-o", "json")
     assert restored.rc == 0 and restored.json()["restored"] == len(bodies), restored
-    messages = rq.messages(again)
+    messages = rq.taken(again)
     assert [body for _m, _p, body in messages] == bodies
     assert messages[0][1].message_id == "x" and messages[0][1].headers == {"h": 1}

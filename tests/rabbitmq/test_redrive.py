@@ -32,7 +32,7 @@ def test_redrive_back_to_source_keeps_properties_and_order(rq: RabbitMQDriver, r
     assert run.rc == 0, run
     assert run.json() == {"source": dlq, "moved": 50, "skipped": 0, "failed": 0, "targets": {source: 50}}
     assert rq.depth(dlq) == 0
-    moved = rq.messages(source)
+    moved = rq.taken(source)
     assert [body for _m, _p, body in moved] == bodies
     p = moved[0][1]
     assert (p.content_type, p.message_id, p.correlation_id, p.app_id, p.type, p.priority, p.delivery_mode,
@@ -78,7 +78,7 @@ def test_target_that_dead_letters_straight_back_does_not_loop(rq: RabbitMQDriver
     assert run.json()["moved"] == 100
     rq.wait_depth(dlq, 100)
     assert rq.depth(dlq) == 100  # all came back once; none lost, none moved twice
-    assert all(p.headers["x-qctl-redrive-count"] == 1 for _m, p, _b in rq.messages(dlq))
+    assert all(p.headers["x-qctl-redrive-count"] == 1 for _m, p, _b in rq.taken(dlq))
 
 
 def test_kill_9_mid_redrive_loses_nothing(rq: RabbitMQDriver, names: Any, clean_env: dict[str, str]) -> None:
@@ -147,12 +147,12 @@ def test_via_exchange_publishes_through_the_original_exchange_and_key(rq: Rabbit
                                                                       names: Any) -> None:
     exchange, dlx, source, other, dlq = _exchange_topology(rq, names, twin_key="k.other")
     try:
-        death = rq.messages(dlq)[0][1].headers["x-death"][0]
+        death = rq.taken(dlq)[0][1].headers["x-death"][0]
         assert (death["exchange"], death["routing-keys"][0]) == (exchange, "k.src")
         run = rmq("redrive", dlq, "--via-exchange", "-o", "json")
         assert run.rc == 0, run
         assert run.json() == {"source": dlq, "moved": 3, "skipped": 0, "failed": 0, "targets": {source: 3}}
-        moved = rq.messages(source)
+        moved = rq.taken(source)
         assert [body for _m, _p, body in moved] == [b"v0", b"v1", b"v2"]
         assert all((m.exchange, m.routing_key) == (exchange, "k.src") for m, _p, _b in moved)  # through the exchange
         assert all(p.headers["x-qctl-redrive-count"] == 1 for _m, p, _b in moved)
@@ -165,14 +165,14 @@ def test_default_redrive_goes_straight_to_the_queue(rq: RabbitMQDriver, rmq: Qct
     """Without --via-exchange the default exchange delivers to the source queue alone: a queue bound to the
     original exchange with the same key gets no copy, nor does a queue named by the message's CC header."""
     exchange, dlx, source, twin, dlq = _exchange_topology(rq, names, twin_key="k.src")
-    cc = rq.messages(dlq)[0][1].headers["CC"][0]  # kept: the source has no dead-letter routing key
+    cc = rq.taken(dlq)[0][1].headers["CC"][0]  # kept: the source has no dead-letter routing key
     rq.declare(cc)
     try:
         assert rq.depth(twin) == 3  # its own copies from the original publish
         run = rmq("redrive", dlq, "-o", "json")
         assert run.rc == 0, run
         assert run.json()["moved"] == 3 and run.json()["targets"] == {source: 3}
-        moved = rq.messages(source)
+        moved = rq.taken(source)
         assert [body for _m, _p, body in moved] == [b"v0", b"v1", b"v2"]
         assert all((m.exchange, m.routing_key) == ("", source) for m, _p, _b in moved)
         assert rq.depth(twin) == 3 and rq.depth(cc) == 0 and rq.depth(dlq) == 0

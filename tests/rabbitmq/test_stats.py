@@ -6,6 +6,7 @@ import re
 import time
 from typing import Any
 
+from qctl.testing.driver import plain
 from tests.conftest import QctlRunner
 from tests.rabbitmq.driver import RabbitMQDriver
 
@@ -48,7 +49,7 @@ def test_dead_letter_exchange_followed_through_bindings(rq: RabbitMQDriver, rmq:
 def test_glob_lists_through_management(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
     prefix = rq.unique("glob")
     first, second = names(prefix + "-a"), names(prefix + "-b")
-    rq.make_queue(first, [b"1"])
+    rq.make_queue(first, plain([b"1"]))
     rq.make_queue(second, [])
     run = rmq("stats", prefix + "*", "-o", "json")
     assert run.rc == 0, run
@@ -57,7 +58,7 @@ def test_glob_lists_through_management(rq: RabbitMQDriver, rmq: QctlRunner, name
 
 def test_without_management_named_queues_work_over_amqp(rq: RabbitMQDriver, qctl: QctlRunner, names: Any) -> None:
     queue = names("noapi")
-    rq.make_queue(queue, [b"1", b"2"])
+    rq.make_queue(queue, plain([b"1", b"2"]))
     run = qctl("stats", "-u", rq.url, "--management-url", "http://127.0.0.1:1", queue, "-o", "json")
     assert run.rc == 0, run
     row = run.json()[0]

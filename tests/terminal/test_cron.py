@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from qctl.testing.driver import plain
 from tests.conftest import QctlRunner
 
 
@@ -16,13 +17,13 @@ def test_several_brokers_in_one_stats_table(qctl: QctlRunner, redis_driver: Any,
     drivers = (redis_driver, rabbitmq_driver, kafka_driver)
     prefix = redis_driver.unique("multi")
     for driver in drivers:
-        driver.make_queue(f"{prefix}-{driver.name}", [b"a", b"b"])
+        driver.make_queue(f"{prefix}-{driver.capabilities.backend}", plain([b"a", b"b"]))
     urls = [arg for driver in drivers for arg in ("-u", driver.url)]
     run = qctl("stats", *urls, "-o", "json", f"{prefix}-*")
     assert run.rc == 0, run
     rows = run.json()
     assert sorted((row["backend"], row["queue"], row["depth"]) for row in rows) == sorted(
-        (driver.name, f"{prefix}-{driver.name}", 2) for driver in drivers)
+        (driver.capabilities.backend, f"{prefix}-{driver.capabilities.backend}", 2) for driver in drivers)
     broker = {row["backend"]: row["broker"] for row in rows}
     assert broker["rabbitmq"] == rabbitmq_driver.url.replace(":qctl-secret@", ":***@")
     table = qctl("stats", *urls, f"{prefix}-*")
@@ -35,7 +36,7 @@ def test_several_brokers_in_one_stats_table(qctl: QctlRunner, redis_driver: Any,
 def test_watch_without_a_terminal_repeats_plain_output(redis_url: str, clean_env: dict[str, str],
                                                        redis_driver: Any) -> None:
     name = redis_driver.unique("watch")
-    redis_driver.make_queue(name, [b"x"] * 3)
+    redis_driver.make_queue(name, plain([b"x"] * 3))
     proc = subprocess.Popen([sys.executable, "-m", "qctl", "stats", "-u", redis_url, "--watch", "0.3", name],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env)
     time.sleep(2.5)
