@@ -11,11 +11,12 @@ dry runs or interruption: those are the core's (``qctl.engine``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
+from qctl.errors import Unsupported
 from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
 from qctl.options import ConnectOptions, TLSFiles
 from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
@@ -85,6 +86,13 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def destination(self, queue: str) -> Destination:
         """Publish into ``queue``: QueueNotFound if it does not exist, Unsupported if it cannot take messages."""
+
+    def drop_session(self, client_id: str, *, force: bool, dry_run: bool) -> Mapping[str, Any]:
+        """Drop an offline persistent session and the messages queued for it (``purge --session``, MQTT).
+
+        Refuses while the client is connected unless ``force``; with ``dry_run`` only says what would go.
+        Returns the result record (JSON fields)."""
+        raise Unsupported(f"{self.backend} has no client sessions to drop", hint="purge --session is for MQTT")
 
     def close(self) -> None:  # noqa: B027 - optional hook; adapters without connections need nothing
         """Release connections; safe to call twice."""

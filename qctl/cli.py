@@ -137,6 +137,10 @@ def peek(
     group: Annotated[Optional[str], typer.Option(
         "--group", help="Kafka: start at this group's committed offsets (without joining it).",
         metavar="GROUP")] = None,
+    dead: Annotated[bool, typer.Option(
+        "--dead", help="Job frameworks: the queue's failed (dead) jobs instead of its waiting ones.")] = False,
+    live: Annotated[bool, typer.Option(
+        "--live", help="MQTT: tap live traffic for -n messages or --timeout seconds, not retained messages.")] = False,
     url: UrlOption = None,
     profile: ProfileOption = None,
     output_format: OutputOption = "table",
@@ -161,16 +165,17 @@ def peek(
     request = PeekRequest(count=count, from_position=from_position, partition=partition, since=since_time,
                           group=group)
     given = {"--from": from_position, "--partition": partition, "--since": since, "--group": group,
-             "--management-url": management_url}
+             "--management-url": management_url, "--dead": dead, "--live": live}
     run_peek(common.target(url or [], profile or [], management_url, timeout, command="peek"), queue, request,
-             output_format, where=where, scan_limit=scan_limit, quiet=quiet, given=given)
+             output_format, where=where, scan_limit=scan_limit, quiet=quiet, given=given,
+             flags={"dead": dead, "live": live})
 
 
 @app.command()
 @errors_to_exit_codes
 def purge(
-    queue: Annotated[str, typer.Argument(help="Queue, Redis key or Kafka topic to empty.", show_default=False,
-                                         metavar="QUEUE")],
+    queue: Annotated[Optional[str], typer.Argument(help="Queue, Redis key or Kafka topic to empty.",
+                                                   show_default=False, metavar="QUEUE")] = None,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask; required without a terminal.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Purge even a queue the profile protects.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be purged; change nothing.")] = False,
@@ -178,6 +183,11 @@ def purge(
         "--backup", help="First write every message to FILE (a new file, synced); delete only what was written.",
         metavar="FILE", dir_okay=False)] = None,
     where: WhereOption = None,
+    dead: Annotated[bool, typer.Option(
+        "--dead", help="Job frameworks: purge the queue's failed (dead) jobs instead of its waiting ones.")] = False,
+    session: Annotated[Optional[str], typer.Option(
+        "--session", help="MQTT: drop this client's offline persistent session and its queued messages "
+                          "(instead of a QUEUE).", metavar="CLIENT_ID")] = None,
     url: UrlOption = None,
     profile: ProfileOption = None,
     output_format: OutputOption = "table",
@@ -188,12 +198,22 @@ def purge(
 ) -> None:
     """Delete every waiting message (or those --where selects), after confirmation (or --yes)."""
     from qctl.commands import common
-    from qctl.commands.purge import PurgeRun, run_purge
+    from qctl.commands.purge import PurgeRun, run_purge, run_purge_session
+    from qctl.errors import UsageError
 
     common.check_format(output_format)
     chosen = common.target(url or [], profile or [], management_url, timeout, command="purge")
+    given = {"--management-url": management_url, "--dead": dead, "--session": session}
+    if session is not None:
+        if queue is not None or backup is not None or where is not None or dead:
+            raise UsageError("--session drops a client's session: it takes no QUEUE, --backup, --where or --dead")
+        run_purge_session(chosen, session, output_format, yes=yes, force=force, dry_run=dry_run, quiet=quiet,
+                          given=given)
+        return
+    if queue is None:
+        raise UsageError("purge needs a QUEUE (or, on MQTT, --session CLIENT_ID)", hint="see 'qctl purge --help'")
     run_purge(chosen, queue, PurgeRun(yes=yes, force=force, dry_run=dry_run, backup=backup, where=where),
-              output_format, quiet=quiet, given={"--management-url": management_url})
+              output_format, quiet=quiet, given=given, flags={"dead": dead})
 
 
 @app.command()

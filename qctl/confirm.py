@@ -19,12 +19,12 @@ def refuse_protected(chosen: Target, queue: str, *, force: bool) -> None:
                       hint="add --force to purge it anyway")
 
 
-def confirm_purge(chosen: Target, queue: str, depth: int) -> None:
+def confirm_purge(chosen: Target, queue: str, depth: int, *, what: str = "queue") -> None:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise Refused(f"refusing to purge {queue!r} without --yes (no terminal to ask)",
                       hint="add --yes, or --dry-run to see what would go")
-    sys.stderr.write(f"qctl: about to purge {depth} message(s) from {queue!r} on {chosen.options.url}\n"
-                     f"qctl: type the queue name to confirm: ")
+    sys.stderr.write(f"qctl: about to purge {depth} message(s) from {what} {queue!r} on {chosen.options.url}\n"
+                     f"qctl: type the {what} name to confirm: ")
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline().strip()

@@ -114,6 +114,8 @@ class PassSpec:
     # Every message goes here unchanged, whatever it holds: the destination may move them without
     # reading them (Destination.move_blind), e.g. a Redis list redrive in one Lua step per chunk.
     blind_target: str | None = None
+    # ...and may even have the broker move them all by itself (Destination.start_move: SQS move tasks).
+    server_move: bool = False
 
 
 @dataclass(slots=True)
@@ -143,7 +145,8 @@ class Pass:
         planned = total if spec.limit is None else min(total if total is not None else spec.limit, spec.limit)
         spec.progress.start(planned, spec.description)
         try:
-            if not (spec.blind_target and spec.settle_sent and not spec.dry_run and self._blind(total)):
+            blind = spec.blind_target and spec.settle_sent and not spec.dry_run
+            if not (blind and ((spec.server_move and self._server(total)) or self._blind(total))):
                 self._loop(total)
             self._drain()
         finally:
@@ -203,6 +206,30 @@ class Pass:
             tally.moved += moved
             tally.targets[spec.blind_target] += moved
             spec.progress.advance(moved)
+        return True
+
+    def _server(self, total: int | None) -> bool:
+        """Have the broker move everything itself; False when it cannot (then the other paths run)."""
+        spec, tally = self.spec, self.tally
+        assert spec.blind_target is not None
+        destination = self._destination(spec.blind_target)
+        start = getattr(destination, "start_move", None)
+        task = start(spec.reader, spec.rate) if start is not None else None
+        if task is None:
+            return False
+        moved, finished, cancelled = 0, False, False
+        try:
+            while not finished:  # after a cancel, until the broker says the task stopped
+                if spec.stop.requested and not cancelled:
+                    task.cancel()
+                    cancelled = True
+                moved_now, finished = task.poll()
+                spec.progress.advance(max(0, moved_now - moved))
+                moved = max(moved, moved_now)
+        finally:
+            tally.read += moved
+            tally.moved += moved
+            tally.targets[spec.blind_target] += moved
         return True
 
     # --- deciding and sending ------------------------------------------------

@@ -53,6 +53,11 @@ class SourceTraits:
     deletes_singly: bool = True
     # Messages carry nothing but a body (Redis lists and sorted sets): no metadata can decide a target.
     metadata_free: bool = False
+    # The queue every message of this DLQ came from, by the broker's own configuration (SQS: the one
+    # source queue whose RedrivePolicy names it), when there is exactly one.
+    origin: str | None = None
+    # The broker can move the whole queue itself (SQS StartMessageMoveTask): Destination.start_move.
+    server_moves: bool = False
     chunk: int = 1000  # messages per read
 
 
@@ -115,6 +120,22 @@ class Destination(Protocol):
 
         Returns per message whether it moved, or None when this broker has no such step for this
         reader (another broker, another cluster slot...): the engine then sends and settles."""
+
+    # Optional, looked up with getattr by the engine:
+    #   move_blind(reader, limit) -> int | None: move the reader's next ``limit`` messages here without
+    #       reading them (Redis lists), when nothing in a message could change where it goes;
+    #   start_move(reader, rate) -> MoveTask | None: have the broker move every message of the reader's
+    #       queue here by itself (SQS), at ``rate`` messages per second if given.
+
+
+class MoveTask(Protocol):
+    """A move the broker runs by itself (SQS message move task), started by ``Destination.start_move``."""
+
+    def poll(self) -> tuple[int, bool]:
+        """(messages moved so far, finished); may wait a little (about a second) for news."""
+
+    def cancel(self) -> None:
+        """Stop the task; what it moved so far stays moved (nothing is lost either way)."""
 
 
 class Sync:

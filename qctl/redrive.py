@@ -84,11 +84,21 @@ class RedriveRules:
         self.by_name = naming.origin(dlq)
 
     def blind_target(self, traits: SourceTraits) -> str | None:
-        """The one target every message goes to, when nothing in a message can change that."""
-        if traits.metadata_free and self.request.where.everything and self.request.max_redrives is None:
-            target = self.request.to or self.by_name
-            return target if target != self.dlq else None
-        return None
+        """The one target every message goes to, when nothing in a message can change that: a source
+        whose messages carry no metadata, or a DLQ whose broker knows its one source queue."""
+        request = self.request
+        if not request.where.everything or request.max_redrives is not None:
+            return None
+        target = request.to or self.by_name if traits.metadata_free else (
+            traits.origin if request.to is None else None)
+        return target if target != self.dlq else None
+
+    def server_move(self, traits: SourceTraits) -> bool:
+        """May the broker move it all by itself?  Only the whole queue to its origin: a move task knows
+        no --to, --limit, --where or --max-redrives, and does not count redrives."""
+        request = self.request
+        return (traits.server_moves and traits.origin is not None and request.to is None and request.limit is None
+                and request.where.everything and request.max_redrives is None and not request.dry_run)
 
     def __call__(self, message: Message) -> Decision:
         request = self.request

@@ -17,9 +17,9 @@ TABLE_BODY_CHARS = 60
 
 
 def run_peek(chosen: Target, queue: str, request: PeekRequest, fmt: str, *, where: str | None, scan_limit: int,
-             quiet: bool, given: dict[str, Any]) -> None:
+             quiet: bool, given: dict[str, Any], flags: dict[str, Any] | None = None) -> None:
     selection = Selection(where)
-    with open_adapter(chosen, given=given) as adapter:
+    with open_adapter(chosen, given=given, flags=flags) as adapter:
         adapter.check_name(queue)
         guard.check_peek(queue, adapter.read_traits(queue))
         wanted = request.count

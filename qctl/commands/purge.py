@@ -68,10 +68,11 @@ def selected(selection: Selection) -> engine.Decide:
     return decide
 
 
-def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: bool, given: dict[str, Any]) -> None:
+def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: bool, given: dict[str, Any],
+              flags: dict[str, Any] | None = None) -> None:
     refuse_protected(chosen, queue, force=run.force)
     selection = Selection(run.where)
-    with open_adapter(chosen, given=given) as adapter:
+    with open_adapter(chosen, given=given, flags=flags) as adapter:
         adapter.check_name(queue)
         depth = adapter.depth(queue)
         if run.dry_run:
@@ -139,6 +140,18 @@ def _dry_run(adapter: Adapter, queue: str, depth: int, selection: Selection, fmt
     print_notices(adapter, quiet)
     if not quiet:
         output.note(f"dry run: would purge {record['purged']} message(s) from {queue}; nothing changed")
+
+
+def run_purge_session(chosen: Target, client_id: str, fmt: str, *, yes: bool, force: bool, dry_run: bool,
+                      quiet: bool, given: dict[str, Any]) -> None:
+    """``purge --session CLIENT_ID``: typed confirmation of the client id, as for a queue."""
+    with open_adapter(chosen, given=given) as adapter:
+        if not dry_run and not yes:
+            preview = adapter.drop_session(client_id, force=force, dry_run=True)
+            confirm_purge(chosen, client_id, int(preview.get("queued") or 0), what="session")
+        record = adapter.drop_session(client_id, force=force, dry_run=dry_run)
+        print_notices(adapter, quiet)
+    output.result(dict(record), fmt)
 
 
 def _unacked_note(unacked: int | None, queue: str, quiet: bool) -> None:

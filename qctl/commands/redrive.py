@@ -35,7 +35,7 @@ def run_redrive(chosen: Target, dlq: str, request: RedriveRequest, fmt: str, *, 
                 reader=reader, decide=rules, destinations=Lookup(adapter.destination), progress=for_terminal(quiet),
                 description=f"redrive {dlq}", dry_run=request.dry_run, limit=request.limit, rate=request.rate,
                 requeue=adapter.destination(dlq) if reader.traits.counts_reads and not request.dry_run else None,
-                blind_target=rules.blind_target(reader.traits)))
+                blind_target=rules.blind_target(reader.traits), server_move=rules.server_move(reader.traits)))
         print_notices(adapter, quiet)
     _report(redrive.result(dlq, tally, dry_run=request.dry_run), tally, request, fmt, quiet, what="redrive")
 

@@ -22,7 +22,7 @@ import pytest
 
 from qctl.models import Message
 from qctl.testing.driver import Driver, plain
-from qctl.testing.runner import QctlRunner, clean_environment, interrupted, runner
+from qctl.testing.runner import QctlRunner, Run, clean_environment, interrupted, runner
 
 STATS_FIELDS = {"backend", "queue", "type", "depth", "in_flight", "consumers", "lag", "dead_letter_queue",
                 "dead_letter_depth", "oldest_age"}
@@ -305,11 +305,9 @@ def test_backup_write_errors_are_exit_2_and_delete_only_what_was_written(driver:
     assert written + left == bodies  # every message in the file or still in the queue, none lost
 
 
-def _run_with_file_limit(env: dict[str, str], args: list[str], limit: int) -> object:
+def _run_with_file_limit(env: dict[str, str], args: list[str], limit: int) -> Run:
     import subprocess
     import sys
-
-    from qctl.testing.runner import Run
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
