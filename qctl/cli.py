@@ -339,6 +339,8 @@ def restore(
     skip: Annotated[int, typer.Option(
         "--skip", help="Resume: leave out the first N messages (a partial restore says N).", click_type=Count(0),
         metavar="N")] = 0,
+    rate: Annotated[Optional[float], typer.Option(
+        "--rate", help="At most N messages per second.", click_type=RATE, metavar="N")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file and count; publish nothing.")] = False,
     url: UrlOption = None,
     profile: ProfileOption = None,
@@ -354,7 +356,7 @@ def restore(
 
     common.check_format(output_format)
     chosen = common.target(url or [], profile or [], management_url, timeout, command="restore")
-    run_restore(chosen, file, to, output_format, dry_run=dry_run, skip=skip, quiet=quiet,
+    run_restore(chosen, file, to, output_format, dry_run=dry_run, skip=skip, rate=rate, quiet=quiet,
                 given={"--management-url": management_url})
 
 

@@ -58,7 +58,9 @@ def graceful() -> Iterator[StopFlag]:
         yield flag
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            # Stopping already: what is left is printing the partial result, which a further signal
+            # must not cut short (it would leave no result and a signal death instead of 130/143).
+            signal.signal(number, signal.SIG_IGN if flag.requested else handler)
 
 
 def interrupted(signal_number: int | None, what: str, *, hint: str | None = None) -> Interrupted:

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from qctl.adapter import ConnectOptions
+from qctl import tls
 from qctl.errors import BrokerUnavailable, QctlError, QueueNotFound, UsageError
+from qctl.options import ConnectOptions
 from qctl.urls import redact
 
 DEFAULT_PORT = 9092
@@ -70,17 +71,8 @@ def _security(options: ConnectOptions) -> dict[str, Any]:
 
 
 def _ssl_context(options: ConnectOptions) -> ssl.SSLContext:
-    files = options.tls
-    try:
-        context = ssl.create_default_context(cafile=files.ca_file)
-        if files.cert_file:
-            context.load_cert_chain(files.cert_file, files.key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load TLS files: {exc}") from None
-    if not files.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    """The one TLS helper's context: a missing or bad file is exit 2 naming it."""
+    return tls.context(options.tls)
 
 
 def _classify(exc: Exception, what: str) -> QctlError:

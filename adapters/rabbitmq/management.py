@@ -21,14 +21,14 @@ import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from qctl.adapter import ConnectOptions
+from qctl.options import ConnectOptions
 from qctl.adapters.rabbitmq.connection import tls_context, vhost_of
 from qctl.adapters.rabbitmq.errors import ManagementUnavailable
 from qctl.adapters.rabbitmq.policies import PolicyBook
-from qctl.errors import QueueNotFound
-from qctl.urls import redact
+from qctl.errors import QueueNotFound, UsageError
+from qctl.urls import redact, register_secret
 
 PAGE_SIZE = 500
 PARALLEL_PAGES = 2
@@ -41,19 +41,33 @@ MONITOR_TAGS = frozenset({"administrator", "monitoring"})
 HINT = "pass --management-url http://HOST:15672 (or the profile's management_url), or enable rabbitmq_management"
 
 
-def base_url(options: ConnectOptions) -> str:
-    if options.management_url:
-        return options.management_url.rstrip("/")
-    return f"http://{options.url.host}:15672"
+def base_url(options: ConnectOptions) -> tuple[str, str | None, str | None]:
+    """(management API base URL without userinfo, its own user, its own password).
+
+    ``--management-url http://user:pass@host:15672`` carries credentials of its own (masked everywhere,
+    like any password); otherwise the API is asked with the AMQP URL's."""
+    if not options.management_url:
+        return f"http://{options.url.host}:15672", None, None
+    parts = urlsplit(options.management_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"management URL {redact(options.management_url)!r} is not http(s)://HOST[:PORT]",
+                         hint="e.g. --management-url http://rabbit:15672")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if password:
+        register_secret(password)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/"), user, password
 
 
 class Management:
     def __init__(self, options: ConnectOptions) -> None:
-        self.base = base_url(options)
+        self.base, own_user, own_password = base_url(options)
         self.vhost = quote(vhost_of(options), safe="")
         self.timeout = options.timeout
-        user, password = options.url.username or "guest", options.url.password or "guest"
-        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        user = own_user or options.url.username or "guest"
+        password = own_password if own_user is not None else (options.url.password or "guest")
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
         self._context: ssl.SSLContext | None = tls_context(options) if self.base.startswith("https:") else None
         self._tags: frozenset[str] | None = None
 
@@ -68,8 +82,12 @@ class Management:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            if exc.code in (401, 403):
-                raise ManagementUnavailable(f"the management API at {shown} refused the credentials ({exc.code})",
+            if exc.code == 401:
+                raise ManagementUnavailable(f"the management API at {shown} refused the credentials (401)",
+                                            hint="check the user and password (of the URL, or of the management "
+                                                 "URL's own user:pass@)") from None
+            if exc.code == 403:
+                raise ManagementUnavailable(f"the management API at {shown} refused this user (403)",
                                             hint="the user needs the 'management' (or 'monitoring') tag") from None
             raise ManagementUnavailable(f"the management API at {shown} answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -167,7 +167,7 @@ class StatsCollector:
                 return [QueueRow.from_stats(row, fallback) for row in self.management.queues_paged()]
         except ManagementUnavailable as exc:
             raise ManagementUnavailable(f"listing queues needs the management API: {exc.args[0]}",
-                                        hint=HINT + "; named queues work over AMQP alone") from None
+                                        hint=(exc.hint or HINT) + "; named queues work over AMQP alone") from None
         return [QueueRow.from_listing(row, policies, counts) for row in raw]
 
     def _book(self) -> PolicyBook | None:

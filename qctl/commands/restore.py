@@ -23,6 +23,7 @@ from qctl.commands.common import open_adapter, print_notices
 from qctl.config import Target
 from qctl.errors import PartialRedrive, UsageError
 from qctl.models import Message
+from qctl.pacing import RateLimiter
 from qctl.primitives import Destination
 from qctl.progress import Progress, for_terminal
 from qctl.signals import StopFlag, graceful, interrupted
@@ -32,7 +33,7 @@ MAX_CHUNKS_IN_FLIGHT = 8
 
 
 def run_restore(chosen: Target, file: Path, to: str, fmt: str, *, dry_run: bool, skip: int, quiet: bool,
-                given: dict[str, Any]) -> None:
+                given: dict[str, Any], rate: float | None = None) -> None:
     backup = BackupFile(file)
     with open_adapter(chosen, given=given) as adapter:
         adapter.check_name(to)
@@ -48,7 +49,7 @@ def run_restore(chosen: Target, file: Path, to: str, fmt: str, *, dry_run: bool,
         progress.start(total - skip, f"restore {to}")
         try:
             with graceful() as stop:
-                published, failed = publish(destination, backup.messages(skip), progress, stop)
+                published, failed = publish(destination, backup.messages(skip), progress, stop, RateLimiter(rate))
         finally:
             progress.finish()
         print_notices(adapter, quiet)
@@ -63,7 +64,7 @@ def run_restore(chosen: Target, file: Path, to: str, fmt: str, *, dry_run: bool,
 
 
 def publish(destination: Destination, lines: Iterator[tuple[int, Message]], progress: Progress,
-            stop: StopFlag) -> tuple[int, bool]:
+            stop: StopFlag, limiter: RateLimiter) -> tuple[int, bool]:
     """(messages confirmed in file order, whether one was refused); stops sending at the first refusal."""
     inflight: deque[tuple[Any, int]] = deque()
     published = 0
@@ -83,10 +84,12 @@ def publish(destination: Destination, lines: Iterator[tuple[int, Message]], prog
             progress.advance(in_order)
         return True
 
+    chunk_size = limiter.batch_size(CHUNK)
     while not stop.requested and not failed:
-        chunk = [message for _, message in islice(lines, CHUNK)]
+        chunk = [message for _, message in islice(lines, chunk_size)]
         if not chunk:
             break
+        limiter.wait(len(chunk))
         inflight.append((destination.send(chunk), len(chunk)))
         while len(inflight) > MAX_CHUNKS_IN_FLIGHT:
             settle(wait=True)

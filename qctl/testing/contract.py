@@ -500,3 +500,61 @@ def test_options_of_other_backends_are_refused(driver: Driver, qctl: QctlRunner)
         run = qctl(command, "-u", driver.url, name, option, *value)
         assert run.rc == 2 and f"{option} does not apply" in one_error_line(run.err), run
     assert driver.contents(name) == BODIES[:1]
+
+
+def test_a_second_signal_stops_at_once_and_loses_nothing(driver: Driver, tmp_path: Path) -> None:
+    source, dlq = dead_letter_pair(driver)
+    bodies = [b"twice-%05d" % i for i in range(600)]
+    driver.make_dead_letters(source, dlq, bodies)
+    env = clean_environment(str(tmp_path / "xdg"))
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "qctl", "redrive", "-u", driver.url, dlq, "--rate", "50"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(driver.contents(source)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "at once" in err or "nothing was lost" in err
+    moved = driver.contents(source)
+    left = [] if driver.capabilities.keeps_settled else driver.contents(dlq)
+    if driver.capabilities.keeps_settled:
+        assert set(moved) <= set(bodies)
+    else:
+        assert set(moved) | set(left) == set(bodies) and len(moved) + len(left) >= len(bodies)  # both is safe
+    rerun = runner(env)("redrive", "-u", driver.url, dlq, "-o", "json", timeout=300)
+    assert rerun.rc == 0, rerun
+    assert set(driver.contents(source)) == set(bodies)
+
+
+def test_a_signal_stops_purge_with_backup_and_restore_resumably(driver: Driver, tmp_path: Path) -> None:
+    name = driver.unique("sigpurge")
+    bodies = [b"p" * 300 + b"%06d" % i for i in range(60_000)]
+    driver.make_queue(name, plain(bodies))
+    env = clean_environment(str(tmp_path / "xdg"))
+    backup = tmp_path / "stopped.jsonl"
+    stopped = interrupted(env, ["purge", "-u", driver.url, name, "--yes", "--backup", str(backup), "-o", "json"],
+                          lambda: backup.exists() and backup.stat().st_size > 2_000_000)
+    assert stopped.rc == 130, stopped
+    purged = json.loads(stopped.out)["purged"]
+    written = [json.loads(text)["body"].encode() for text in backup.read_text().splitlines()[1:]]
+    assert 0 < purged == len(written) < len(bodies) and written == bodies[:purged]
+    if not driver.capabilities.keeps_settled:
+        assert written + driver.contents(name) == bodies  # the rest still waits, in order
+    target = driver.unique("sigrestore")
+    driver.make_queue(target, [])
+    half = interrupted(env, ["restore", str(backup), "--to", target, "-u", driver.url, "-o", "json", "--rate",
+                             str(max(100, len(written) // 8))], lambda: len(driver.contents(target)) > 0)
+    assert half.rc == 130, half
+    skip = json.loads(half.out)["resume_skip"]
+    assert f"--skip {skip}" in half.err
+    assert driver.contents(target) == written[:skip]
+    rest = runner(env)("restore", str(backup), "--to", target, "-u", driver.url, "--skip", str(skip), "-o", "json")
+    assert rest.rc == 0 and rest.json()["restored"] == len(written) - skip, rest
+    assert driver.contents(target) == written

@@ -122,3 +122,21 @@ def test_world_readable_file_with_password_warns(tmp_path: Path, monkeypatch: py
     assert "inline-secret" not in warnings[0]
     os.chmod(path, 0o600)
     assert config.load().warnings == ()
+
+
+def test_a_profile_carries_each_backend_its_own_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[profiles.aws]\nurl = "sqs://eu-west-1"\n[profiles.aws.sqs]\nregion = "eu-west-1"\n'
+                    'aws_profile = "ops"\n[profiles.aws.kafka]\nignored = true\n')
+    monkeypatch.setenv("QCTL_CONFIG", str(path))
+    options = config.resolve(config.load(), profile="aws").options
+    assert options.backend_settings == {"region": "eu-west-1", "aws_profile": "ops"}
+    assert options.setting("aws_profile") == "ops" and options.setting("missing", 7) == 7
+    with_query = config.resolve(config.load(), profile="aws", url="sqs://eu-west-1?aws_profile=adhoc").options
+    assert with_query.setting("aws_profile") == "adhoc"  # the URL's query wins over the profile's table
+    path.write_text('[profiles.x]\nurl = "redis://h"\nsqs = "not a table"\n')
+    with pytest.raises(ConfigError, match="must be a table"):
+        config.load()
+    path.write_text('[profiles.x]\nurl = "redis://h"\n[profiles.x.nosuchbackend]\na = 1\n')
+    with pytest.raises(ConfigError, match="unknown key 'nosuchbackend'"):
+        config.load()
