@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from qctl.options import ConnectOptions
 from qctl.adapters.rabbitmq.connection import tls_context, vhost_of
 from qctl.adapters.rabbitmq.errors import ManagementUnavailable
 from qctl.adapters.rabbitmq.policies import PolicyBook
 from qctl.errors import QueueNotFound, UsageError
+from qctl.options import ConnectOptions
 from qctl.urls import redact, register_secret
 
 PAGE_SIZE = 500
