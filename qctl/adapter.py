@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from qctl.errors import Unsupported
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.options import ConnectOptions, TLSFiles
 from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
 from qctl.progress import NoProgress, Progress
@@ -86,6 +86,11 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def destination(self, queue: str) -> Destination:
         """Publish into ``queue``: QueueNotFound if it does not exist, Unsupported if it cannot take messages."""
+
+    def ping(self) -> list[Check]:
+        """``qctl ping``: connect, authenticate, version, permissions (checked without changing anything), round
+        trip.  Never raises for what it checks: a failed connection is a failed Check, in order."""
+        raise Unsupported(f"ping is not implemented for {self.backend}")
 
     def drop_session(self, client_id: str, *, force: bool, dry_run: bool) -> Mapping[str, Any]:
         """Drop an offline persistent session and the messages queued for it (``purge --session``, MQTT).

@@ -360,6 +360,25 @@ def restore(
                 given={"--management-url": management_url})
 
 
+@app.command()
+@errors_to_exit_codes
+def ping(
+    url: UrlOption = None,
+    profile: ProfileOption = None,
+    output_format: OutputOption = "table",
+    timeout: TimeoutOption = 10.0,
+    management_url: ManagementOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Check a profile before putting it in cron: connect, authenticate, version, permissions, round trip."""
+    from qctl.commands import common
+    from qctl.commands.ping import run_ping
+
+    common.check_format(output_format)
+    chosen = common.target(url or [], profile or [], management_url, timeout, command="ping")
+    run_ping(chosen, output_format, given={"--management-url": management_url})
+
+
 @config_app.command("list")
 @errors_to_exit_codes
 def config_list(

@@ -113,6 +113,16 @@ class RedriveResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One line of ``qctl ping``: a capability, whether it holds (None: not known or not needed), and why."""
+
+    check: str  # connect, authenticate, version, management API, list, read, write, configure, round trip
+    ok: bool | None
+    detail: str
+    needed_by: str | None = None  # the commands that need it, when it is a permission
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PeekRequest:
     count: int = 10
     from_position: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.kafka import peek as peeking
+from qctl.adapters.kafka import ping as pinging
 from qctl.adapters.kafka import purge as purging
 from qctl.adapters.kafka import rdkafka
 from qctl.adapters.kafka import stats as statistics
@@ -16,7 +17,7 @@ from qctl.adapters.kafka.connection import admin_client, translated
 from qctl.adapters.kafka.destination import KafkaDestination
 from qctl.adapters.kafka.reader import KafkaReader
 from qctl.errors import UsageError
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import ReadMode
 
 # Kafka's own rule (org.apache.kafka.common.internals.Topic): ASCII letters, digits, '.', '_', '-'; at most 249.
@@ -72,6 +73,9 @@ class KafkaAdapter(Adapter):
             # A fatal producer error fails every delivery report after it: those records count as failed.
             self._producer = rdkafka.producer(self.options, lambda _error: None)
         return self._producer
+
+    def ping(self) -> list[Check]:
+        return pinging.ping(self.options)
 
     def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from qctl.adapter import Adapter, ConnectOptions
+from qctl.adapters.rabbitmq import ping as pinging
 from qctl.adapters.rabbitmq.connection import Session
 from qctl.adapters.rabbitmq.destination import RabbitMQDestination
 from qctl.adapters.rabbitmq.errors import translated
@@ -15,7 +16,7 @@ from qctl.adapters.rabbitmq.purge import purge
 from qctl.adapters.rabbitmq.reader import RabbitMQReader
 from qctl.adapters.rabbitmq.stats import StatsCollector
 from qctl.errors import Unsupported
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import ReadMode, SourceTraits
 
 
@@ -81,6 +82,9 @@ class RabbitMQAdapter(Adapter):
         if self._publisher is None or self._publisher.channel.is_closed:
             self._publisher = ConfirmedPublisher(self.session)
         return self._publisher
+
+    def ping(self) -> list[Check]:
+        return pinging.ping(self.session, self.management)
 
     def close(self) -> None:
         self.session.close()

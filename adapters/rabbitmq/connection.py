@@ -129,6 +129,14 @@ class Session:
                 raise channel_error(exc, f"queue {queue!r}") from None
         return QueueCount(ready=ok.method.message_count, consumers=ok.method.consumer_count)
 
+    def passive_or_missing(self, queue: str) -> bool:
+        """A passive declare that only says whether ``queue`` exists (one round trip)."""
+        try:
+            self.passive(queue)
+        except QueueNotFound:
+            return False
+        return True
+
     def exists(self, queue: str) -> bool:
         try:
             self.passive(queue)

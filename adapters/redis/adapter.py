@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.redis import peek as peeking
+from qctl.adapters.redis import ping as pinging
 from qctl.adapters.redis import purge as purging
 from qctl.adapters.redis import stats as statistics
 from qctl.adapters.redis.connection import Client, connect
@@ -19,7 +20,7 @@ from qctl.adapters.redis.errors import translated, translating
 from qctl.adapters.redis.keys import DEPTH_COMMAND, QUEUE_TYPES, command, key_bytes, queue_type
 from qctl.adapters.redis.reader import RedisReader
 from qctl.errors import Unsupported
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import ReadMode
 from qctl.urls import redact
 
@@ -64,6 +65,21 @@ class RedisAdapter(Adapter):
     @translated
     def purge(self, queue: str) -> PurgeResult:
         return purging.purge(self.client, queue, self.kind(queue), self.options.list_end)
+
+    def ping(self) -> list[Check]:
+        """Its own connection, so that a refused password is told apart from a refused connection."""
+        client: Client | None = None
+
+        def connecting() -> Client:
+            nonlocal client
+            client = connect(self.options)
+            return client
+
+        try:
+            return pinging.ping(connecting, self.where)
+        finally:
+            if client is not None:
+                client.close()
 
     @translated
     def reader(self, queue: str, mode: ReadMode) -> RedisReader:
