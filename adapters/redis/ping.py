@@ -68,8 +68,8 @@ def ping(connect: Callable[[], Client], where: str) -> list[Check]:
         checks.append(Check(check=name, ok=ok, detail=detail, needed_by=needed_by))
     rtt = time.monotonic()
     client.ping()
-    checks.append(Check(check="round trip", ok=True,
-                        detail=f"{(time.monotonic() - rtt) * 1000:.1f} ms (all checks {(rtt - started) * 1000:.0f} ms)"))
+    took, total = (time.monotonic() - rtt) * 1000, (rtt - started) * 1000
+    checks.append(Check(check="round trip", ok=True, detail=f"{took:.1f} ms (all checks {total:.0f} ms)"))
     return checks
 
 
