@@ -73,6 +73,23 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def plain_metavars(root: Any) -> Any:
+    """Show a required argument as ``QUEUE``, not typer's ``{QUEUE}`` (usage lines read as words)."""
+    for command in _walk(root):
+        for param in getattr(command, "params", []):
+            if getattr(param, "param_type_name", "") == "argument" and param.metavar:
+                param.make_metavar = lambda ctx=None, usage=False, p=param: (
+                    p.metavar if p.required or not usage else f"[{p.metavar}]")
+    return root
+
+
+def _walk(group: Any) -> list[Any]:
+    found = [group]
+    for command in getattr(group, "commands", {}).values():
+        found += _walk(command)
+    return found
+
+
 def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app with one-line usage errors instead of typer's boxes."""
     from typer._click import exceptions as click_exceptions
@@ -84,7 +101,7 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
         from typer._completion_classes import completion_init
 
         completion_init()
-    command = get_command(app)
+    command = plain_metavars(get_command(app))
     try:
         code = command.main(args=args, prog_name="qctl", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:

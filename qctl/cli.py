@@ -16,6 +16,7 @@ import typer
 from qctl import __version__
 from qctl.boundary import errors_to_exit_codes, run_app
 from qctl.cli_types import AGE_SECONDS, RATE, SECONDS, Count
+from qctl.examples import epilog
 
 app = typer.Typer(
     name="qctl",
@@ -73,7 +74,7 @@ def _root(
     """qctl: one command line for the queues on Redis, RabbitMQ, Kafka, SQS and MQTT."""
 
 
-@app.command()
+@app.command(epilog=epilog("stats"))
 @errors_to_exit_codes
 def stats(
     queues: Annotated[Optional[list[str]], typer.Argument(
@@ -116,7 +117,7 @@ def stats(
     command.run_stats(chosen, run, output_format, quiet=quiet, given=given, include_internal=include_internal)
 
 
-@app.command()
+@app.command(epilog=epilog("peek"))
 @errors_to_exit_codes
 def peek(
     queue: Annotated[str, typer.Argument(help="Queue, Redis key, Kafka topic or MQTT topic filter.",
@@ -171,7 +172,7 @@ def peek(
              flags={"dead": dead, "live": live})
 
 
-@app.command()
+@app.command(epilog=epilog("purge"))
 @errors_to_exit_codes
 def purge(
     queue: Annotated[Optional[str], typer.Argument(help="Queue, Redis key or Kafka topic to empty.",
@@ -216,7 +217,7 @@ def purge(
               output_format, quiet=quiet, given=given, flags={"dead": dead})
 
 
-@app.command()
+@app.command(epilog=epilog("redrive"))
 @errors_to_exit_codes
 def redrive(
     dlq: Annotated[str, typer.Argument(help="The dead-letter queue or topic to move from.", show_default=False,
@@ -262,7 +263,7 @@ def redrive(
                 flags={"group": group or "qctl-redrive", "via_exchange": via_exchange})
 
 
-@app.command()
+@app.command(epilog=epilog("move"))
 @errors_to_exit_codes
 def move(
     source: Annotated[str, typer.Argument(
@@ -301,7 +302,7 @@ def move(
              given={"--group": group, "--management-url": management_url})
 
 
-@app.command()
+@app.command(epilog=epilog("backup"))
 @errors_to_exit_codes
 def backup(
     queue: Annotated[str, typer.Argument(help="Queue, Redis key or Kafka topic to copy.", show_default=False,
@@ -329,7 +330,7 @@ def backup(
                given={"--management-url": management_url})
 
 
-@app.command()
+@app.command(epilog=epilog("restore"))
 @errors_to_exit_codes
 def restore(
     file: Annotated[Path, typer.Argument(help="A backup file, or peek -o jsonl output.", show_default=False,
@@ -360,7 +361,7 @@ def restore(
                 given={"--management-url": management_url})
 
 
-@app.command()
+@app.command(epilog=epilog("ping"))
 @errors_to_exit_codes
 def ping(
     url: UrlOption = None,
@@ -413,7 +414,7 @@ def config_path(debug: DebugOption = False) -> None:
     typer.echo(str(path()))
 
 
-@app.command()
+@app.command(epilog=epilog("completion"))
 @errors_to_exit_codes
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", show_default=False, metavar="SHELL")],

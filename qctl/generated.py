@@ -11,6 +11,7 @@ from typing import Any
 
 from qctl.boundary import COMPLETE_VAR
 from qctl.errors import UsageError
+from qctl.examples import EXAMPLES
 
 SHELLS = {"bash": "qctl.bash", "zsh": "_qctl", "fish": "qctl.fish"}
 
@@ -140,12 +141,18 @@ def _man_command(path: str, command: object) -> list[str]:
     args = " ".join(_argument(p) for p in params if p.param_type_name == "argument")
     lines = [".SS " + f'"qctl {path}"', f".B qctl {path}\n[\\fIOPTIONS\\fR] {args}".rstrip(), ".PP",
              _roff((getattr(command, "help", "") or "").strip().split("\n\n")[0])]
+    examples = EXAMPLES.get(path, [])
     for param in params:
         if param.param_type_name != "option":
             continue
         names = ", ".join(_roff(opt) for opt in param.opts)
         metavar = f" \\fI{param.metavar}\\fR" if param.metavar and not getattr(param, "is_flag", False) else ""
         lines += [".TP", f"\\fB{names}\\fR{metavar}", _roff(param.help or "")]
+    if examples:
+        lines += [".PP", "Examples:", ".nf"]
+        for description, line in examples:
+            lines += [_roff(f"  # {description}"), _roff(f"  $ {line}")]
+        lines.append(".fi")
     return lines
 
 
