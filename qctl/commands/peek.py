@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from qctl import guard, output
+from qctl import guard, output, present
 from qctl.codec import message_to_json
 from qctl.commands.common import open_adapter, print_notices
 from qctl.config import Target
 from qctl.models import Message, PeekRequest
 from qctl.selection import Selection
-
-COLUMNS = ("position", "timestamp", "key", "redelivered", "delivery_count", "body")
-TABLE_BODY_CHARS = 60
 
 
 def run_peek(chosen: Target, queue: str, request: PeekRequest, fmt: str, *, where: str | None, scan_limit: int,
@@ -44,14 +41,7 @@ def run_peek(chosen: Target, queue: str, request: PeekRequest, fmt: str, *, wher
                     f"--where; raise --scan-limit to look further")
     records = [message_to_json(message) for message in shown]
     if fmt == "table":
-        output.rows([table_row(row) for row in records], fmt, COLUMNS)
+        rows, columns = present.peek_rows(records)
+        output.rows(rows, fmt, columns)
     else:
-        output.rows(records, fmt, list(records[0]) if records else list(COLUMNS))
-
-
-def table_row(record: dict[str, Any]) -> dict[str, Any]:
-    body = record["body"] if record["body_encoding"] == "utf-8" else "base64:" + record["body"]
-    body = body.replace("\n", "\\n")
-    if len(body) > TABLE_BODY_CHARS:
-        body = body[: TABLE_BODY_CHARS - 1] + "…"
-    return {**record, "body": body}
+        output.rows(records, fmt, list(records[0]) if records else list(present.PEEK_COLUMNS))

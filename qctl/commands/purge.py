@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qctl import engine, guard, output
+from qctl import engine, guard, output, present
 from qctl.adapter import Adapter
 from qctl.backup import BackupDestination, BackupWriter
 from qctl.commands.common import notes, open_adapter, print_notices
@@ -83,7 +83,7 @@ def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: boo
         if run.backup is None and selection.everything:
             result = adapter.purge(queue)
             print_notices(adapter, quiet)
-            output.result({"queue": result.queue, "purged": result.purged, "backup": None}, fmt)
+            _print({"queue": result.queue, "purged": result.purged, "backup": None}, fmt)
             _unacked_note(result.remaining_unacked, queue, quiet)
             return
         reader = adapter.reader(queue, ReadMode.DELETE)
@@ -101,8 +101,8 @@ def run_purge(chosen: Target, queue: str, run: PurgeRun, fmt: str, *, quiet: boo
     record: dict[str, Any] = {"queue": queue, "purged": tally.moved, "backup": writer.path if writer else None}
     if not selection.everything:
         record["kept"] = tally.skipped
-    output.result(record, fmt)
-    notes(pass_notices(tally, selection), quiet)
+    _print(record, fmt)
+    notes((line for line in pass_notices(tally, selection) if NOT_SELECTED not in line), quiet)
     if tally.interrupted:
         raise interrupted(tally.interrupted, "purge", hint="run it again to purge the rest")
 
@@ -136,10 +136,17 @@ def _dry_run(adapter: Adapter, queue: str, depth: int, selection: Selection, fmt
         tally = engine.run(PassSpec(reader=reader, decide=selected(selection), destinations=Fixed(Discard()),
                                     progress=for_terminal(True), description=f"count {queue}", dry_run=True))
         record["purged"], record["kept"] = tally.moved, tally.skipped
-    output.result(record, fmt)
+    _print(record, fmt)
     print_notices(adapter, quiet)
-    if not quiet:
+    if not quiet and fmt != "table":
         output.note(f"dry run: would purge {record['purged']} message(s) from {queue}; nothing changed")
+
+
+def _print(record: dict[str, Any], fmt: str) -> None:
+    if fmt == "table":
+        present.purged_summary(record)
+    else:
+        output.result(record, fmt)
 
 
 def run_purge_session(chosen: Target, client_id: str, fmt: str, *, yes: bool, force: bool, dry_run: bool,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from qctl import engine, guard, output, redrive
+from qctl import engine, guard, output, present, redrive
 from qctl.adapter import Adapter
 from qctl.commands.common import notes, open_adapter, print_notices
 from qctl.config import Target
@@ -69,10 +69,13 @@ def _report(result: RedriveResult, tally: Tally, request: RedriveRequest, fmt: s
                               "failed": result.failed, "targets": dict(result.targets)}
     if result.dry_run:
         record["dry_run"] = True
-    output.result(record, fmt)
+    if fmt == "table":
+        present.moved_summary(record)
+    else:
+        output.result(record, fmt)
+        if result.dry_run and not quiet:
+            output.note("dry run: counts per target shown as 'targets'; nothing moved")
     notes(redrive.notices(tally, request.where), quiet)
-    if result.dry_run and not quiet:
-        output.note("dry run: counts per target shown as 'targets'; nothing moved")
     if tally.interrupted:
         raise interrupted(tally.interrupted, what, hint="run it again to move the rest")
     if not result.dry_run and redrive.partial(tally):
