@@ -16,6 +16,7 @@ import typer
 from qctl import __version__
 from qctl.boundary import errors_to_exit_codes, run_app
 from qctl.cli_types import AGE_SECONDS, RATE, SECONDS, Count
+from qctl.completing import complete_queues
 from qctl.examples import epilog
 
 app = typer.Typer(
@@ -79,7 +80,7 @@ def _root(
 def stats(
     queues: Annotated[Optional[list[str]], typer.Argument(
         help="Queue names or shell globs ('orders*'); all queues when omitted.", show_default=False,
-        metavar="QUEUE...")] = None,
+        metavar="QUEUE...", autocompletion=complete_queues)] = None,
     url: UrlsOption = None,
     profile: ProfilesOption = None,
     output_format: OutputOption = "table",
@@ -121,7 +122,7 @@ def stats(
 @errors_to_exit_codes
 def peek(
     queue: Annotated[str, typer.Argument(help="Queue, Redis key, Kafka topic or MQTT topic filter.",
-                                         show_default=False, metavar="QUEUE")],
+                                         show_default=False, metavar="QUEUE", autocompletion=complete_queues)],
     count: Annotated[int, typer.Option("-n", "--count", help="How many messages.", click_type=Count(),
                                        metavar="N")] = 10,
     where: WhereOption = None,
@@ -176,7 +177,8 @@ def peek(
 @errors_to_exit_codes
 def purge(
     queue: Annotated[Optional[str], typer.Argument(help="Queue, Redis key or Kafka topic to empty.",
-                                                   show_default=False, metavar="QUEUE")] = None,
+                                                   show_default=False, metavar="QUEUE",
+                                                   autocompletion=complete_queues)] = None,
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask; required without a terminal.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Purge even a queue the profile protects.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be purged; change nothing.")] = False,
@@ -221,10 +223,11 @@ def purge(
 @errors_to_exit_codes
 def redrive(
     dlq: Annotated[str, typer.Argument(help="The dead-letter queue or topic to move from.", show_default=False,
-                                       metavar="DLQ")],
+                                       metavar="DLQ", autocompletion=complete_queues)],
     to: Annotated[Optional[str], typer.Option(
         "--to", help="Target queue; default: the original queue from each message's dead-letter metadata, "
-                     "else the DLQ's name without its suffix.", metavar="QUEUE")] = None,
+                     "else the DLQ's name without its suffix.", metavar="QUEUE",
+        autocompletion=complete_queues)] = None,
     where: WhereOption = None,
     limit: LimitOption = None,
     rate: RateOption = None,
@@ -306,7 +309,7 @@ def move(
 @errors_to_exit_codes
 def backup(
     queue: Annotated[str, typer.Argument(help="Queue, Redis key or Kafka topic to copy.", show_default=False,
-                                         metavar="QUEUE")],
+                                         metavar="QUEUE", autocompletion=complete_queues)],
     file: Annotated[Path, typer.Argument(help="A new file to write (never overwritten).", show_default=False,
                                          dir_okay=False, metavar="FILE")],
     where: WhereOption = None,
@@ -336,7 +339,7 @@ def restore(
     file: Annotated[Path, typer.Argument(help="A backup file, or peek -o jsonl output.", show_default=False,
                                          dir_okay=False, metavar="FILE")],
     to: Annotated[str, typer.Option("--to", help="Queue or topic to publish the messages to.",
-                                    metavar="QUEUE")],
+                                    metavar="QUEUE", autocompletion=complete_queues)],
     skip: Annotated[int, typer.Option(
         "--skip", help="Resume: leave out the first N messages (a partial restore says N).", click_type=Count(0),
         metavar="N")] = 0,

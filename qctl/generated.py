@@ -16,9 +16,35 @@ from qctl.examples import EXAMPLES
 SHELLS = {"bash": "qctl.bash", "zsh": "_qctl", "fish": "qctl.fish"}
 
 
+# Typer's bash script hands qctl bash's COMP_WORDS, which bash splits at ':' and '=' (COMP_WORDBREAKS):
+# a URL (redis://h:6379) or a Redis key (orders:dlq) would arrive in pieces.  This one splits the line
+# at spaces only, and trims what bash will not replace (the part of the word up to its last ':' or '=').
+BASH = """\
+_qctl_completion() {
+    local IFS=$'\\n' line=${COMP_LINE:0:$COMP_POINT} cur=${COMP_WORDS[COMP_CWORD]}
+    local -a words
+    IFS=$' \\t' read -ra words <<< "$line"
+    local cword=${#words[@]}
+    [[ $line == *[[:space:]] ]] && words+=("") || cword=$((cword - 1))
+    local full=${words[cword]} lead=""
+    [[ $full != "$cur" && $full == *"$cur" ]] && lead=${full%"$cur"}
+    local -a replies
+    replies=( $( env COMP_WORDS="${words[*]}" COMP_CWORD=$cword QCTL_COMPLETE_VAR=complete_bash $1 ) )
+    COMPREPLY=()
+    local reply
+    for reply in "${replies[@]}"; do COMPREPLY+=("${reply#"$lead"}"); done
+    return 0
+}
+
+complete -o default -F _qctl_completion qctl
+"""
+
+
 def completion_script(shell: str) -> str:
     if shell not in SHELLS:
         raise UsageError(f"unknown shell {shell!r}", hint="choose bash, zsh or fish")
+    if shell == "bash":
+        return BASH.replace("QCTL_COMPLETE_VAR", COMPLETE_VAR)
     from typer._completion_shared import get_completion_script
 
     script = get_completion_script(prog_name="qctl", complete_var=COMPLETE_VAR, shell=shell)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,6 +48,12 @@ class KafkaAdapter(Adapter):
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
         return statistics.collect(self.cluster, self.options, patterns, groups=groups,
                                   include_internal=self.options.include_internal, naming=self.options.dead_letter)
+
+    def names(self, prefix: str) -> list[str]:
+        admin: Any = importlib.import_module("confluent_kafka.admin")
+        with rdkafka.translated("cannot list topics"):
+            topics = admin.AdminClient(rdkafka.settings(self.options)).list_topics(timeout=self.options.timeout).topics
+        return [name for name in topics if name.startswith(prefix) and not name.startswith("__")]
 
     def depth(self, queue: str) -> int:
         cluster = self.cluster

@@ -43,6 +43,10 @@ class RabbitMQAdapter(Adapter):
         with translated(self.session.where, "stats"):
             return StatsCollector(self.session, self.management, self.options.dead_letter).collect(patterns)
 
+    def names(self, prefix: str) -> list[str]:
+        with translated(self.session.where, "list queues"):
+            return [name for name in self.management.queue_names() if name.startswith(prefix)]
+
     def depth(self, queue: str) -> int:
         return self.session.passive(queue).ready
 

@@ -95,6 +95,11 @@ class Management:
             raise ManagementUnavailable(f"the management API at {shown} is unreachable: {redact(str(reason))}",
                                         hint=HINT) from None
 
+    def queue_names(self) -> list[str]:
+        """Just the names of the vhost's queues (shell completion), the cheapest listing there is."""
+        rows = self.get(f"/api/queues/{self.vhost}", {"disable_stats": "true", "columns": "name"})
+        return [str(row["name"]) for row in rows or [] if isinstance(row, dict) and "name" in row]
+
     def queue_listing(self) -> list[dict[str, Any]]:
         """Every queue of the vhost in one request: name, type, arguments, policy name, ready, unacked.
 

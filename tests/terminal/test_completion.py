@@ -1,0 +1,106 @@
+"""Queue names on Tab, through the real shells (bash and zsh under tmux), against live brokers.
+
+And with an unreachable broker: the completion returns within 1.5 s and completes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.terminal.conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+class Shell:
+    """An interactive shell in a tmux pane, with qctl on PATH and its completion script loaded."""
+
+    def __init__(self, shell: str, home: Path) -> None:
+        self.session = f"qctl-sh-{uuid.uuid4().hex[:8]}"
+        env = f"env -i PATH={BIN}:/usr/bin:/bin HOME={home} XDG_CACHE_HOME={home}/cache TERM=xterm-256color"
+        argv = {"bash": "bash --norc --noprofile", "zsh": "zsh -f"}[shell]
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
+                        f"cd {shlex.quote(str(REPO))} && {env} {argv}"], check=True)
+        if shell == "bash":
+            self.type("source completions/qctl.bash", "Enter")
+        else:
+            self.type("autoload -Uz compinit && compinit -u && source completions/_qctl", "Enter")
+        self.type("clear", "Enter")
+        time.sleep(0.3)
+
+    def type(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session], check=True, capture_output=True,
+                              text=True).stdout
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+
+
+@pytest.fixture()
+def queues(redis_url: str) -> Iterator[tuple[str, list[str]]]:
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"tabq{uuid.uuid4().hex[:5]}"
+    names = [f"{prefix}-orders", f"{prefix}-orders.dlq", f"{prefix}-payments"]
+    for name in names:
+        client.lpush(name, b"x")
+    yield prefix, names
+    client.delete(*names)
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_tab_lists_the_brokers_queues(shell: str, queues: tuple[str, list[str]], redis_url: str,
+                                      tmp_path: Path) -> None:
+    prefix, names = queues
+    terminal = Shell(shell, tmp_path)
+    try:
+        terminal.type(f"qctl peek -u {redis_url} {prefix}-or", "Tab")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and f"{prefix}-orders.dlq" not in terminal.screen():
+            time.sleep(1.0)  # one completion at a time: readline drops a Tab typed while one runs
+            terminal.type("Tab")
+        screen = terminal.screen()
+        assert f"{prefix}-orders.dlq" in screen and f"{prefix}-payments" not in screen, screen
+    finally:
+        terminal.close()
+    cached = list((tmp_path / "cache" / "qctl").glob("queues-*.json"))
+    assert cached and all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in cached)
+    assert all("redis://" not in path.read_text() for path in cached)  # names only, no URL, no secret
+
+
+def _complete(words: str, env: dict[str, str]) -> tuple[list[str], float]:
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "qctl"], capture_output=True, text=True, timeout=30,
+                          env={**env, "COMP_WORDS": words, "COMP_CWORD": str(cword),
+                               "_QCTL_COMPLETE": "complete_bash"})
+    return proc.stdout.split(), time.monotonic() - started
+
+
+def test_a_profile_typed_first_is_used(queues: tuple[str, list[str]], redis_url: str, tmp_path: Path) -> None:
+    prefix, names = queues
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.local]\nurl = "{redis_url}"\n')
+    env = {**os.environ, "QCTL_CONFIG": str(config), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    got, _ = _complete(f"qctl redrive -p local {prefix}-orders", env)
+    assert sorted(got) == [f"{prefix}-orders", f"{prefix}-orders.dlq"]
+
+
+def test_an_unreachable_broker_completes_nothing_within_a_second_and_a_half(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for url in ("redis://10.255.255.1:6379/0", "amqp://u:p@10.255.255.1:5672/%2F", "kafka://10.255.255.1:9092"):
+        got, took = _complete(f"qctl peek -u {url} ord", env)
+        assert got == [] and took < 1.5, (url, got, took)
