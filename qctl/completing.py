@@ -37,7 +37,7 @@ def complete_queues(ctx: Any, incomplete: str) -> list[str]:
     try:
         with _deadline(BUDGET):
             return [name for name in _names(ctx, incomplete) if name.startswith(incomplete)][:MAX_NAMES]
-    except Exception:  # noqa: BLE001 - completion must never print an error into the shell
+    except Exception:  # completion must never print an error into the shell
         return []
 
 

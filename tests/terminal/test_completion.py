@@ -64,7 +64,7 @@ def queues(redis_url: str) -> Iterator[tuple[str, list[str]]]:
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
 def test_tab_lists_the_brokers_queues(shell: str, queues: tuple[str, list[str]], redis_url: str,
                                       tmp_path: Path) -> None:
-    prefix, names = queues
+    prefix, _ = queues
     terminal = Shell(shell, tmp_path)
     try:
         terminal.type(f"qctl peek -u {redis_url} {prefix}-or", "Tab")
@@ -91,7 +91,7 @@ def _complete(words: str, env: dict[str, str]) -> tuple[list[str], float]:
 
 
 def test_a_profile_typed_first_is_used(queues: tuple[str, list[str]], redis_url: str, tmp_path: Path) -> None:
-    prefix, names = queues
+    prefix, _ = queues
     config = tmp_path / "config.toml"
     config.write_text(f'[profiles.local]\nurl = "{redis_url}"\n')
     env = {**os.environ, "QCTL_CONFIG": str(config), "XDG_CACHE_HOME": str(tmp_path / "cache")}
