@@ -33,8 +33,9 @@ class RabbitMQReader:
         self._total = session.passive(queue).ready
         self._taker: Taker | None = None
         self._read = 0
-        self._acked_through = 0  # every tag up to this one is acked
-        self._kept_any = False  # a kept message sits below every later tag: no more multiple acks
+        self._acked_through = 0  # every tag up to this one is settled (acked, or kept and so never acked)
+        self._done_above: set[int] = set()  # acked tags above that floor
+        self._kept: set[int] = set()  # held unacked to the end: no multiple ack may cover them
 
     def total(self) -> int:
         return self._total
@@ -53,21 +54,30 @@ class RabbitMQReader:
                 for i, d in enumerate(deliveries)]
 
     def settle(self, taken: Sequence[Taken]) -> list[bool]:
+        """Ack: one ``multiple`` ack when these run on from the floor with nothing unsettled between."""
         if not taken or self._taker is None:
             return [True] * len(taken)
         tags = sorted(item.handle for item in taken)
         with translated(self.session.where, f"ack {self.queue!r}"):
-            if not self._kept_any and tags == list(range(self._acked_through + 1, tags[-1] + 1)):
+            if tags == list(range(self._acked_through + 1, tags[-1] + 1)) and not self._kept:
                 self._taker.ack(tags[-1], multiple=True)
                 self._acked_through = tags[-1]
+                self._raise_floor()
             else:
                 for tag in tags:
                     self._taker.ack(tag, multiple=False)
+                self._done_above.update(tags)
+                self._raise_floor()
         return [True] * len(taken)
 
+    def _raise_floor(self) -> None:
+        while self._acked_through + 1 in self._done_above:
+            self._acked_through += 1
+            self._done_above.discard(self._acked_through)
+
     def keep(self, taken: Sequence[Taken]) -> None:
-        if taken:
-            self._kept_any = True  # stays unacked: returned in place when the pass closes
+        # Stays unacked (returned in place when the pass closes): a multiple ack past it would take it too.
+        self._kept.update(item.handle for item in taken)
 
     def close(self) -> None:
         taker, self._taker = self._taker, None
