@@ -21,7 +21,8 @@ from qctl.signals import graceful, interrupted
 def run_redrive(chosen: Target, dlq: str, request: RedriveRequest, fmt: str, *, quiet: bool,
                 given: dict[str, Any], flags: dict[str, Any]) -> None:
     redrive.check_request(dlq, request)
-    with open_adapter(chosen, given=given, flags=flags) as adapter:
+    # Tells an adapter this MOVE pass is a redrive, not a move: one with no dead letters refuses only this.
+    with open_adapter(chosen, given=given, flags={**flags, "redrive": True}) as adapter:
         adapter.check_name(dlq)
         if request.to is not None:
             adapter.check_name(request.to)
