@@ -54,11 +54,20 @@ and queues named outright get a passive declare each, whose ready count and
 consumers are exact.  Without the management API, named queues still work over
 AMQP alone: depth and consumers are exact, ``in_flight`` is null and ``type``
 is ``unknown``.
+
+MQTT sessions
+-------------
+RabbitMQ's MQTT plugin keeps a persistent session's subscriptions in a real
+queue, ``mqtt-subscription-<client id>qos1`` (``qos0`` for QoS 0 ones), so an
+offline MQTT client's backlog is an ordinary queue here (stats, peek, purge,
+move).  Every row carries ``mqtt_client``: that client id, or null for any
+other queue.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +87,13 @@ BACKEND = "rabbitmq"
 UNKNOWN_TYPE = "unknown"
 EXACT_LIMIT = 100  # selections up to this many queues get exact AMQP counts
 REGISTER_WAIT = 2.0  # seconds to wait for the management API to list a queue AMQP already has
+MQTT_QUEUE = re.compile(r"mqtt-subscription-(?P<client>.+)qos[012]", re.DOTALL)
+
+
+def mqtt_client(name: str) -> str | None:
+    """The MQTT client id whose session this queue is (the MQTT plugin's naming), else None."""
+    match = MQTT_QUEUE.fullmatch(name)
+    return match.group("client") if match else None
 
 
 def is_glob(pattern: str) -> bool:
@@ -238,7 +254,7 @@ class StatsCollector:
         dlq = self._by_convention(name, {})
         return QueueStats(backend=BACKEND, queue=name, type=UNKNOWN_TYPE, depth=count.ready,
                           in_flight=None, consumers=count.consumers, dead_letter_queue=dlq,
-                          dead_letter_depth=self._depth(dlq, {}))
+                          dead_letter_depth=self._depth(dlq, {}), extra={"mqtt_client": mqtt_client(name)})
 
     # --- one row -------------------------------------------------------------
 
@@ -255,7 +271,8 @@ class StatsCollector:
                 depth, consumers = count.ready, count.consumers
         dlq = self._dead_letter_queue(row, by_name)
         return QueueStats(backend=BACKEND, queue=row.name, type=row.type, depth=depth, in_flight=row.unacked,
-                          consumers=consumers, dead_letter_queue=dlq, dead_letter_depth=self._depth(dlq, by_name))
+                          consumers=consumers, dead_letter_queue=dlq, dead_letter_depth=self._depth(dlq, by_name),
+                          extra={"mqtt_client": mqtt_client(row.name)})
 
     def _dead_letter_queue(self, row: QueueRow, by_name: Mapping[str, QueueRow]) -> str | None:
         route = route_of(row.name, row.arguments, row.definition)
