@@ -33,9 +33,10 @@ from qctl.urls import redact, register_secret
 PAGE_SIZE = 500
 PARALLEL_PAGES = 2
 QUEUE_COLUMNS = ("name", "type", "messages_ready", "messages_unacknowledged", "consumers", "arguments",
-                 "effective_policy_definition", "policy")
+                 "effective_policy_definition", "policy", "node", "leader", "members")
 # disable_stats + enable_queue_totals: counts straight from the queues, no statistics database.
-LISTING_COLUMNS = ("name", "type", "arguments", "policy", "messages_ready", "messages_unacknowledged")
+LISTING_COLUMNS = ("name", "type", "arguments", "policy", "messages_ready", "messages_unacknowledged",
+                   "node", "leader", "members")  # where it lives: stats' leader and members
 # Users with these tags see every consumer in /api/consumers; others only their own connections'.
 MONITOR_TAGS = frozenset({"administrator", "monitoring"})
 HINT = "pass --management-url http://HOST:15672 (or the profile's management_url), or enable rabbitmq_management"

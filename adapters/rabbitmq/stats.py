@@ -62,6 +62,13 @@ queue, ``mqtt-subscription-<client id>qos1`` (``qos0`` for QoS 0 ones), so an
 offline MQTT client's backlog is an ordinary queue here (stats, peek, purge,
 move).  Every row carries ``mqtt_client``: that client id, or null for any
 other queue.
+
+Clusters
+--------
+Every row also carries ``leader`` (the node leading a quorum or stream queue,
+the node of a classic one) and ``members`` (how many nodes hold it), from the
+same listing's ``leader``/``members``/``node`` columns; null without the
+management API.
 """
 
 from __future__ import annotations
@@ -111,6 +118,8 @@ class QueueRow:
     ready: int | None
     unacked: int | None
     consumers: int | None
+    leader: str | None = None  # the node of a classic queue, the leader of a quorum or stream queue
+    members: int | None = None  # how many nodes hold it (1 for a classic queue)
 
     @classmethod
     def from_stats(cls, row: Mapping[str, Any], book: PolicyBook | None = None) -> QueueRow:
@@ -126,7 +135,7 @@ class QueueRow:
             definition = _mapping(row.get("effective_policy_definition"))
         return cls(name=name, type=kind, arguments=arguments, definition=definition,
                    ready=_int(row.get("messages_ready")), unacked=_int(row.get("messages_unacknowledged")),
-                   consumers=_int(row.get("consumers")))
+                   consumers=_int(row.get("consumers")), **_placement(row))
 
     @classmethod
     def from_listing(cls, row: Mapping[str, Any], book: PolicyBook, consumers: Mapping[str, int] | None) -> QueueRow:
@@ -137,7 +146,16 @@ class QueueRow:
                                                named_only=True)
         return cls(name=name, type=kind, arguments=_mapping(row.get("arguments")), definition=definition,
                    ready=_int(row.get("messages_ready")), unacked=_int(row.get("messages_unacknowledged")),
-                   consumers=consumers.get(name, 0) if consumers is not None else None)
+                   consumers=consumers.get(name, 0) if consumers is not None else None, **_placement(row))
+
+
+def _placement(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``leader`` and ``members`` of a cluster's queue: quorum and stream queues list theirs, a classic
+    queue has its ``node`` (one member)."""
+    leader = row.get("leader") or row.get("node")
+    members = row.get("members")
+    return {"leader": str(leader) if leader else None,
+            "members": len(members) if isinstance(members, list) else (1 if row.get("node") else None)}
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -254,7 +272,8 @@ class StatsCollector:
         dlq = self._by_convention(name, {})
         return QueueStats(backend=BACKEND, queue=name, type=UNKNOWN_TYPE, depth=count.ready,
                           in_flight=None, consumers=count.consumers, dead_letter_queue=dlq,
-                          dead_letter_depth=self._depth(dlq, {}), extra={"mqtt_client": mqtt_client(name)})
+                          dead_letter_depth=self._depth(dlq, {}),
+                          extra={"mqtt_client": mqtt_client(name), "leader": None, "members": None})
 
     # --- one row -------------------------------------------------------------
 
@@ -272,7 +291,7 @@ class StatsCollector:
         dlq = self._dead_letter_queue(row, by_name)
         return QueueStats(backend=BACKEND, queue=row.name, type=row.type, depth=depth, in_flight=row.unacked,
                           consumers=consumers, dead_letter_queue=dlq, dead_letter_depth=self._depth(dlq, by_name),
-                          extra={"mqtt_client": mqtt_client(row.name)})
+                          extra={"mqtt_client": mqtt_client(row.name), "leader": row.leader, "members": row.members})
 
     def _dead_letter_queue(self, row: QueueRow, by_name: Mapping[str, QueueRow]) -> str | None:
         route = route_of(row.name, row.arguments, row.definition)
