@@ -16,8 +16,10 @@ from qctl.errors import UsageError
 
 MASK = "***"
 _SECRETS: set[str] = set()
-# scheme://user:password@  ->  scheme://user:***@   (also catches URLs embedded in messages)
-_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s/]*)@", re.IGNORECASE)
+# scheme://user:password@  ->  scheme://user:***@   (also catches URLs embedded in messages).  The
+# password runs to the last "@" before whitespace or a nested "://", so one written with a raw "/",
+# "?" or "@" (which a URL needs percent-encoded) is masked whole too.
+_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>(?:(?!://)\S)*)@", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +60,16 @@ class BrokerURL:
             path = "/" + quote(path, safe="")
         elif path and not path.startswith("/"):
             path = "/" + path
-        query = "&".join(f"{key}={quote(value, safe='/:')}" for key, value in self.query.items())
+        # A query value may be a URL with a password of its own (?management=http://user:pass@host).
+        query = "&".join(f"{key}={quote(redact(value), safe='/:@*') if masked else quote(value, safe='/:')}"
+                         for key, value in self.query.items())
         return f"{self.scheme}://{userinfo}{hosts}{path}" + (f"?{query}" if query else "")
 
     def __str__(self) -> str:
         return self.render()
+
+    def __repr__(self) -> str:  # the masked text: a query value may hold a password of its own
+        return f"BrokerURL({self.render()!r})"
 
 
 def _host_text(host: str, port: int | None) -> str:
@@ -79,15 +86,19 @@ def parse(url: str) -> BrokerURL:
     scheme = match.group(1).lower()
     rest = match.group(2)
     if scheme == "unix":
-        split = urlsplit(url)
+        try:
+            split = urlsplit(url)
+        except ValueError as exc:  # an unbalanced "[" or "]"
+            raise UsageError(f"malformed URL {redact(url)!r}: {exc}") from None
         if not split.path:
             raise UsageError(f"malformed URL {redact(url)!r}: unix:// needs a socket path")
-        return BrokerURL(scheme, (), path=unquote(split.path), query=dict(parse_qsl(split.query)))
-    netloc, _, tail = rest.partition("/")
-    netloc, qmark, query_in_netloc = netloc.partition("?")
-    path, _, query = tail.partition("?")
-    if qmark:
-        query = query_in_netloc
+        return BrokerURL(scheme, (), path=unquote(split.path), query=_query(split.query))
+    # The host part ends at the first "/" or "?" (redis://h?db=1&management=http://m:1 has no path).
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    path, _, query = tail.removeprefix("/").partition("?")
+    if "@" not in netloc and ":" in netloc:
+        _refuse_raw_userinfo(url, rest, netloc)
     username = password = None
     if "@" in netloc:
         userinfo, _, netloc = netloc.rpartition("@")
@@ -99,7 +110,39 @@ def parse(url: str) -> BrokerURL:
     if not netloc:
         raise UsageError(f"malformed URL {redact(url)!r}: no host")
     hosts = tuple(_parse_host(part, url) for part in netloc.split(","))
-    return BrokerURL(scheme, hosts, username, password, unquote(path), dict(parse_qsl(query)))
+    return BrokerURL(scheme, hosts, username, password, unquote(path), _query(query))
+
+
+def _query(text: str) -> dict[str, str]:
+    values = dict(parse_qsl(text))
+    for value in values.values():  # ?management=http://user:pass@host: that password is a secret too
+        for nested in _USERINFO.finditer(value):
+            register_secret(nested.group("pw"))
+            register_secret(unquote(nested.group("pw")))
+    return values
+
+
+def _refuse_raw_userinfo(url: str, rest: str, netloc: str) -> None:
+    """``user:pa/ss@host``: a password with a raw "/" or "?" cuts the host part short.
+
+    Parsed as it stands, its first piece would become a host or port and be echoed in the error
+    ("bad port 'pa'"), so when the host part does not parse and an "@" follows, the URL is refused
+    here without pieces, the whole would-be password registered as a secret first.
+    """
+    nested = rest.find("://")
+    head = rest if nested < 0 else rest[:nested]
+    at = head.rfind("@")
+    user, colon, secret = head[:max(at, 0)].partition(":")
+    if at < 0 or not colon or user != netloc.partition(":")[0]:
+        return
+    try:
+        for part in netloc.split(","):
+            _parse_host(part, url)
+    except UsageError:
+        register_secret(secret)
+        register_secret(unquote(secret))
+        raise UsageError(f"malformed URL {redact(url)!r}: the user:password part holds a raw '/' or '?'",
+                         hint="percent-encode them in the password ('/' is %2F, '?' is %3F, '@' is %40)") from None
 
 
 def _parse_host(text: str, url: str) -> tuple[str, int | None]:
