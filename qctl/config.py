@@ -84,6 +84,8 @@ def load(path: Path | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r}: 'profiles' must be a table of [profiles.NAME]")
     profiles = {name: _profile(name, table, path) for name, table in tables.items()}
     default = data.get("default_profile")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"config file {str(path)!r}: default_profile must be a profile name (a string)")
     if default is not None and default not in profiles:
         raise ConfigError(f"config file {str(path)!r}: default_profile {default!r} is not a profile")
     return Config(path=path, default_profile=default, profiles=profiles,
