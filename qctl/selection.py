@@ -48,7 +48,7 @@ class Selection:
 
         try:
             return truthy(self._compiled.search(view(message)))
-        except exceptions.JMESPathError:
+        except (exceptions.JMESPathError, RecursionError):  # RecursionError: a deeply nested message
             self.not_applicable += 1
             return False
 
@@ -73,6 +73,9 @@ def compile_expression(expression: str) -> Any:
         raise UsageError(f"--where {expression!r}: {exc.msg}{where}{token}", hint=hint) from None
     except exceptions.JMESPathError as exc:
         raise UsageError(f"--where {expression!r}: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # jmespath's parser recurses once per nesting level: "((((...", "!!!!..."
+        raise UsageError(f"--where: the expression is nested too deeply ({len(expression)} characters)",
+                         hint="write it with fewer nested parentheses, '!' or sub-expressions") from None
 
 
 def view(message: Message) -> dict[str, Any]:
