@@ -144,7 +144,7 @@ class BackupFile:
         elif first:
             try:
                 value = json.loads(first)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a header
                 value = None
             if isinstance(value, dict) and HEADER_KEY in value:
                 if value[HEADER_KEY] != VERSION:
