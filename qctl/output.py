@@ -1,25 +1,28 @@
 """Render results: table, json, jsonl, csv and Prometheus text.
 
-Data goes to stdout, messages to stderr.  rich and tabulate are imported inside
-functions so that ``qctl --help`` stays fast.  A table is drawn with rich only
-when stdout is a terminal; otherwise it is plain aligned text without colour or
-box drawing, so scripts can cut it.
+Data goes to stdout, messages to stderr.  rich is imported inside functions so
+that ``qctl --help`` stays fast.  A table is drawn with rich only
+when stdout is a terminal (and the table is not long, see RICH_ROWS); otherwise it
+is plain aligned text without colour or box drawing, so scripts can cut it.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from qctl.errors import UsageError
-from qctl.urls import redact
 
 FORMATS = ("table", "json", "jsonl", "csv", "prom")
+# On a terminal, rich draws tables of up to this many rows; longer ones get the plain aligned form. rich
+# measures and wraps every cell (~90 us a cell, measured: 0.8 s of CPU for 1,000 stats rows, 8.8 s for
+# 10,000), and a table taller than a few screens has scrolled out of sight before its box would help.
+RICH_ROWS = 200
+WRITE_ROWS = 4096  # JSON rows joined into one write: few system calls, bounded memory
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -40,11 +43,12 @@ def rows(records: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str],
     if fmt == "json":
         # One row per line: readable, and json's C encoder (indent= falls back to pure Python,
         # ten times slower over 10k rows).
-        lines = ",\n  ".join(json.dumps(record, ensure_ascii=False) for record in records)
-        out.write(f"[\n  {lines}\n]\n" if records else "[]\n")
+        if not records:
+            out.write("[]\n")
+        else:
+            _write_rows(out, records, "[\n  ", ",\n  ", "\n]\n")
     elif fmt == "jsonl":
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        _write_rows(out, records, "", "\n", "\n" if records else "")
     elif fmt == "csv":
         _csv(records, columns, out)
     elif fmt == "table":
@@ -53,6 +57,50 @@ def rows(records: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str],
         raise UsageError(f"output format {fmt!r} is not available for this command",
                          hint="use table, json, jsonl or csv")
     out.flush()
+
+
+def _write_rows(out: TextIO, records: Sequence[Mapping[str, Any]], start: str, between: str, end: str) -> None:
+    """``start``, the rows as JSON separated by ``between``, then ``end``: written a few thousand rows at a time."""
+    encode = row_encoder()
+    out.write(start)
+    for first in range(0, len(records), WRITE_ROWS):
+        if first:
+            out.write(between)
+        out.write(between.join([encode(record) for record in records[first:first + WRITE_ROWS]]))
+    out.write(end)
+
+
+def row_encoder() -> Callable[[Any], str]:
+    """``json.dumps(row, ensure_ascii=False)`` for many rows of JSON-safe values (never cyclic), one C encoder
+    for all of them.
+
+    ``json.dumps`` with any option builds a JSONEncoder and then, in ``iterencode``, a new C encoder for every
+    call: two thirds of its time on a peek row (measured: 7 us of 20 us left with one encoder built once), so
+    a million-record ``peek -o jsonl`` spent seconds making encoders.  ``json.encoder.c_make_encoder`` is
+    what ``iterencode`` itself calls, with the same arguments; it is checked against ``json.dumps`` once and
+    left for ``json.dumps`` where it is missing (Pythons without the C accelerator) or differs.
+    """
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    from json import encoder
+
+    make = getattr(encoder, "c_make_encoder", None)
+    if make is None:
+        return dumps
+    try:
+        iterate = make(None, encoder.JSONEncoder().default, encoder.encode_basestring, None, ": ", ", ", False,
+                       False, True)
+        sample = {"a": [1, 2.5, None, True], "é\n": {"x": "\u2028\x00"}, "n": -0.0}
+
+        def encode(value: Any) -> str:
+            return "".join(iterate(value, 0))
+
+        if encode(sample) != dumps(sample):
+            return dumps
+    except (TypeError, ValueError):
+        return dumps
+    return encode
 
 
 def result(record: Mapping[str, Any], fmt: str, *, stream: TextIO | None = None) -> None:
@@ -86,6 +134,8 @@ def cell(value: Any) -> str:
 
 
 def _csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    import csv  # here: only csv output needs it
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -104,10 +154,19 @@ def visible(text: str) -> str:
     return text.translate(_ESCAPES) if not text.isprintable() else text
 
 
+def shown(value: Any) -> str:
+    """``visible(cell(value))``, with the common cases (missing, already text) first: called once a cell."""
+    if value is None:
+        return "-"
+    text = value if type(value) is str else cell(value)
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
 def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO, *,
           title: str | None = None) -> None:
-    data = [[visible(cell(record.get(col))) for col in columns] for record in records]
-    if is_terminal(out):
+    data = [[shown(record.get(col)) for col in columns] for record in records]
+    terminal = is_terminal(out)
+    if terminal and len(data) <= RICH_ROWS:
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
@@ -122,13 +181,33 @@ def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: Tex
             grid.add_row(*(Text(value) for value in line))  # Text: a body's "[red]" is not markup
         Console(file=out, no_color=not colour_allowed(), highlight=False).print(grid)
         return
-    from tabulate import tabulate
-
     if not data:
         out.write("  ".join(col.upper() for col in columns) + "\n")
         return
-    out.write(tabulate(data, headers=[col.upper() for col in columns], tablefmt="plain",
-                       disable_numparse=True) + "\n")
+    text = plain(data, [col.upper() for col in columns])
+    if terminal and colour_allowed():  # a long table on a terminal: the plain form, its header line bold
+        head, _, body = text.partition("\n")
+        text = f"\x1b[1m{head}\x1b[0m\n{body}"
+    out.write(text)
+
+
+def plain(data: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Left-aligned columns, two spaces apart, each at least its header plus two wide; no trailing blanks.
+
+    Byte for byte what ``tabulate(data, headers, tablefmt="plain", disable_numparse=True)``
+    printed before (tests/perf/test_render.py compares the two on generated tables), without its
+    cost: tabulate sniffs the type of every cell (int? float? bool? ANSI codes? several lines?),
+    ~3 us a cell, ~0.3 s for a 10,000-row ``stats``, and takes ~65 ms to import; here every cell
+    is already a string (``cell`` + ``visible``: no ANSI codes, no line breaks), so a column's
+    width is the longest stripped cell, measured once (bench/results/core.md has both timed).
+    Widths count characters, as tabulate does without the optional wcwidth package.
+    """
+    stripped = [[value.strip() for value in line] for line in data]
+    widths = [len(header) + 2 for header in headers]
+    for index, column in enumerate(zip(*stripped, strict=True)):
+        widths[index] = max(widths[index], max(map(len, column)))
+    row = "  ".join(f"%-{width}s" for width in widths)  # one format per line, not a ljust per cell
+    return "\n".join([(row % tuple(line)).rstrip() for line in (headers, *stripped)]) + "\n"
 
 
 def prometheus(records: Sequence[Mapping[str, Any]], *, stream: TextIO | None = None) -> None:
@@ -164,16 +243,24 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _redacted(message: str) -> str:
+    # qctl.urls (regexes, urllib.parse, hashlib) is imported when a message is printed, not by every
+    # ``qctl --version``: ~20 ms of a start-up that must stay within 1.2x of importing typer.
+    from qctl.urls import redact
+
+    return visible(redact(message))
+
+
 def error(message: str) -> None:
-    sys.stderr.write(f"qctl: error: {visible(redact(message))}\n")
+    sys.stderr.write(f"qctl: error: {_redacted(message)}\n")
     sys.stderr.flush()
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"qctl: warning: {visible(redact(message))}\n")
+    sys.stderr.write(f"qctl: warning: {_redacted(message)}\n")
     sys.stderr.flush()
 
 
 def note(message: str) -> None:
-    sys.stderr.write(f"qctl: {visible(redact(message))}\n")
+    sys.stderr.write(f"qctl: {_redacted(message)}\n")
     sys.stderr.flush()
