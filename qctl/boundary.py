@@ -17,7 +17,6 @@ import typer
 
 from qctl import output
 from qctl.errors import ExitCode, QctlError
-from qctl.urls import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 COMPLETE_VAR = "_QCTL_COMPLETE"
@@ -64,6 +63,8 @@ def errors_to_exit_codes(fn: F) -> F:
 
 def _maybe_traceback() -> None:
     if debug_enabled():
+        from qctl.urls import redact  # here, not at start-up: qctl --version never needs it
+
         sys.stderr.write(redact(traceback.format_exc()))
 
 
