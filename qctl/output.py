@@ -219,8 +219,16 @@ def prometheus(records: Sequence[Mapping[str, Any]], *, stream: TextIO | None = 
         ("qctl_queue_consumers", "consumers", "Consumers attached to the queue."),
         ("qctl_queue_lag", "lag", "Largest consumer-group lag of the queue."),
         ("qctl_dead_letter_depth", "dead_letter_depth", "Messages in the queue's dead-letter queue."),
+        ("qctl_queue_oldest_age_seconds", "oldest_age", "Seconds since the oldest waiting message was enqueued."),
+        # With --watch: rates since the previous frame.
+        ("qctl_queue_in_rate", "in_rate", "Messages per second into the queue since the previous frame."),
+        ("qctl_queue_out_rate", "out_rate", "Messages per second out of the queue since the previous frame."),
+        ("qctl_queue_drain_eta_seconds", "drain_eta", "Seconds until the queue is empty at the current net rate."),
     )
+    rated = any("in_rate" in r for r in records)
     for name, field, help_text in metrics:
+        if field in ("in_rate", "out_rate", "drain_eta") and not rated:
+            continue  # not a --watch run: no rate gauges at all
         present = [r for r in records if r.get(field) is not None]
         out.write(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
         for record in present:
