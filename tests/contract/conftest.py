@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import brokers_up
 
-BACKENDS = ["redis", "redis-stream", "rabbitmq", "kafka"]
+BACKENDS = ["redis", "redis-stream", "rabbitmq", "kafka", "redis-sidekiq", "redis-rq", "redis-bullmq", "redis-celery"]
+LAYOUTS = {"redis-sidekiq": "SidekiqDriver", "redis-rq": "RQDriver", "redis-bullmq": "BullMQDriver",
+           "redis-celery": "CeleryDriver"}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -17,4 +19,8 @@ def driver(request: pytest.FixtureRequest) -> Any:
         from tests.redis.driver import RedisStreamDriver
 
         return RedisStreamDriver(brokers_up("redis"))
+    if request.param in LAYOUTS:  # the job-framework layouts of the Redis adapter (tests/frameworks/drivers.py)
+        from tests.frameworks import drivers
+
+        return getattr(drivers, LAYOUTS[request.param])(brokers_up("redis", "frameworks"))
     return request.getfixturevalue(f"{request.param}_driver")

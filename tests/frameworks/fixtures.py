@@ -104,8 +104,45 @@ def client(framework: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url(framework))
 
 
-def unique_queue(prefix: str = "qctl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+CREATED: list[tuple[str, str]] = []  # (framework, queue) named by unique_queue(framework=...), for forget_all()
+
+
+def unique_queue(prefix: str = "qctl", framework: str | None = None) -> str:
+    """A fresh queue name; with ``framework``, remembered so that ``forget_all()`` deletes its jobs afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    for one in (framework,) if framework else DATABASES:
+        CREATED.append((one, name))
+    return name
+
+
+def forget(framework: str, queue: str) -> None:
+    """Delete a queue's keys and jobs in a framework's database (the databases are shared by every test)."""
+    db = client(framework)
+    keys = [k for k in db.scan_iter(match=f"*{queue}*", count=5000)]
+    if framework == "rq":
+        ids = set(db.lrange(f"rq:queue:{queue}", 0, -1))
+        for registry in ("failed", "finished", "wip", "scheduled", "deferred", "canceled"):
+            ids |= {member.split(b":", 1)[0] for member in db.zrange(f"rq:{registry}:{queue}", 0, -1)}
+        keys += [k for i in ids for k in (b"rq:job:" + i, b"rq:results:" + i, b"rq:job:" + i + b":dependents")]
+        db.srem("rq:queues", f"rq:queue:{queue}")
+    elif framework == "sidekiq":
+        db.srem("queues", queue)
+        for name in ("dead", "retry", "schedule"):
+            doomed = [m for m, _ in db.zscan_iter(name, count=2000) if f'"queue":"{queue}"'.encode() in m]
+            for start in range(0, len(doomed), 1000):
+                db.zrem(name, *doomed[start:start + 1000])
+    elif framework == "celery":
+        stale = [tag for tag, value in db.hscan_iter("unacked", count=2000) if json.loads(value)[2] == queue]
+        if stale:
+            db.hdel("unacked", *stale)
+            db.zrem("unacked_index", *stale)
+    for start in range(0, len(keys), 5000):
+        db.unlink(*keys[start:start + 5000])
+
+
+def forget_all() -> None:
+    while CREATED:
+        forget(*CREATED.pop())
 
 
 def _run(framework: str, command: Sequence[str], *, cwd: Path, extra: dict[str, str] | None = None,
@@ -312,6 +349,11 @@ def bullmq_bulk_failed(queue: str, n: int, *, error_name: str = "Error", message
     """``n`` jobs in ``bull:<queue>:failed``: addBulk plus a failing Worker with concurrency 200."""
     result = _node("bulk-failed", queue, n, error_name, message)
     return Timing(int(result["failed"]), float(result["seconds"]))
+
+
+def bullmq_pause(queue: str, paused: bool = True) -> None:
+    """``queue.pause()`` (BullMQ 5 renames ``wait`` to ``paused``; new and retried jobs go there) or ``resume()``."""
+    _node("pause" if paused else "resume", queue)
 
 
 def bullmq_retry_failed(queue: str) -> Timing:

@@ -4,6 +4,7 @@
 //   node jobs.mjs work QUEUE FAIL CONCURRENCY               a Worker until the queue is drained
 //   node jobs.mjs bulk-failed QUEUE N ERROR_NAME MESSAGE    addBulk N failing jobs + a fast failing Worker
 //   node jobs.mjs retry QUEUE                               queue.retryJobs({state: 'failed'}) until none is left
+//   node jobs.mjs pause QUEUE | resume QUEUE                queue.pause() / queue.resume()
 //
 // FAIL=1 makes the failing jobs throw `Error(MESSAGE)` named ERROR_NAME (so `bull:<q>:failed` and the job hashes
 // hold a real failedReason and stacktrace); FAIL=0 lets the same jobs complete, which is how tests check that jobs
@@ -86,6 +87,12 @@ async function main() {
       await queue.retryJobs({ state: "failed", count: CHUNK });
     }
     result = { retried: before, seconds: (Date.now() - started) / 1000 };
+  } else if (command === "pause") {
+    await queue.pause();
+    result = { paused: true };
+  } else if (command === "resume") {
+    await queue.resume();
+    result = { paused: false };
   } else {
     throw new Error(`unknown command ${command}`);
   }

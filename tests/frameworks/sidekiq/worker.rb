@@ -1,7 +1,8 @@
 # Sidekiq 6.4 (Debian's ruby-sidekiq) worker for qctl's tests: `sidekiq -r ./worker.rb -q QUEUE`.
 #
 # QctlJob.perform(error_class, message) raises error_class (a Ruby class such as ArgumentError, or any
-# other name, defined here as a StandardError subclass) while QCTL_JOBS_FAIL=1, and returns otherwise:
+# other name, defined here as a StandardError subclass) while QCTL_JOBS_FAIL=1, and returns otherwise
+# (error_class "QctlSleep" sleeps `message` seconds instead, whatever QCTL_JOBS_FAIL says):
 # the same job fails for real first (into `retry`, or `dead` when pushed with retry: 0) and, once qctl
 # has retried it, completes under a worker started with QCTL_JOBS_FAIL=0.
 #
@@ -25,6 +26,7 @@ class QctlJob
   include Sidekiq::Worker
 
   def perform(error_class, message)
+    return sleep(Float(message)) if error_class == "QctlSleep" # a job that runs for a while: busy-set tests
     raise qctl_error_class(error_class), message if error_class && ENV["QCTL_JOBS_FAIL"] == "1"
 
     "ok"

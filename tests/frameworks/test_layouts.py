@@ -1,0 +1,142 @@
+"""What every job-framework layout shares: choosing it (URL, profile, auto), and atomic redrives (kill -9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import QctlRunner
+from tests.frameworks import fixtures
+from tests.frameworks.conftest import layout_url
+
+SPARE_DB = 12  # a database no framework uses, for detection cases
+
+
+def test_auto_detects_the_framework_from_a_few_probes(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
+    queue = fixtures.unique_queue("auto", "rq")
+    fixtures.rq_enqueue(queue, ok=2)
+    rq = fixtures.redis_url("rq") + "?layout=auto"
+    row = qctl("stats", "-u", rq, "-o", "json", queue).json()[0]
+    assert (row["type"], row["depth"]) == ("rq", 2)
+    sidekiq = qctl("stats", "-u", fixtures.redis_url("sidekiq") + "?layout=auto", "-o", "json", "dead").json()
+    assert sidekiq[0]["type"] == "sidekiq-dead"
+    spare = redis.Redis.from_url(fixtures.redis_url("rq").rsplit("/", 1)[0] + f"/{SPARE_DB}")
+    spare.flushdb()
+    url = fixtures.redis_url("rq").rsplit("/", 1)[0] + f"/{SPARE_DB}?layout=auto"
+    none = qctl("stats", "-u", url)
+    assert none.rc == 2 and "found no job framework" in none.err, none
+    spare.sadd("rq:queues", "rq:queue:x")
+    spare.sadd("queues", "x")
+    both = qctl("stats", "-u", url)
+    assert both.rc == 2 and "rq and sidekiq" in both.err, both
+    spare.flushdb()
+
+
+def test_layout_from_the_profile_unknown_layouts_and_dead_without_one(frameworks_env: dict[str, str],
+                                                                      qctl: QctlRunner, tmp_path: Path) -> None:
+    queue = fixtures.unique_queue("prof", "bullmq")
+    fixtures.bullmq_add(queue, ok=1)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.jobs]\nurl = "{fixtures.redis_url("bullmq")}"\nlayout = "bullmq"\n')
+    env = {"QCTL_CONFIG": str(config)}
+    row = qctl("stats", "-p", "jobs", "-o", "json", queue, env=env).json()[0]
+    assert (row["type"], row["depth"]) == ("bullmq", 1)
+    unknown = qctl("stats", "-u", fixtures.redis_url("bullmq") + "?layout=resque")
+    assert unknown.rc == 2 and "unknown Redis layout" in unknown.err
+    plain = qctl("peek", "-u", fixtures.redis_url("bullmq"), "--dead", queue)
+    assert plain.rc == 2 and "--dead" in plain.err
+    doubled = qctl("peek", "-u", layout_url("bullmq"), "--dead", f"{queue}:failed")
+    assert doubled.rc == 2 and "--dead" in doubled.err
+
+
+# --- kill -9 in the middle of a large redrive: every job in exactly one place -----------------------------
+
+def _rq(queue: str, n: int) -> Callable[[redis.Redis], tuple[set[bytes], list[bytes]]]:
+    fixtures.rq_bulk_failed(queue, n, exc="TimeoutError")
+
+    def where(db: redis.Redis) -> tuple[set[bytes], list[bytes]]:
+        pipe = db.pipeline(transaction=True)
+        pipe.zrange(f"rq:failed:{queue}", 0, -1)
+        pipe.lrange(f"rq:queue:{queue}", 0, -1)
+        failed, waiting = pipe.execute()
+        return set(failed), waiting
+
+    return where
+
+
+def _bullmq(queue: str, n: int) -> Callable[[redis.Redis], tuple[set[bytes], list[bytes]]]:
+    fixtures.bullmq_bulk_failed(queue, n, error_name="TimeoutError")
+
+    def where(db: redis.Redis) -> tuple[set[bytes], list[bytes]]:
+        pipe = db.pipeline(transaction=True)
+        pipe.zrange(f"bull:{queue}:failed", 0, -1)
+        pipe.lrange(f"bull:{queue}:wait", 0, -1)
+        failed, waiting = pipe.execute()
+        return set(failed), waiting
+
+    return where
+
+
+def _sidekiq(queue: str, n: int) -> Callable[[redis.Redis], tuple[set[bytes], list[bytes]]]:
+    fixtures.sidekiq_bulk_failed(queue, n, dead=True, error="QctlTimeoutError")
+
+    def where(db: redis.Redis) -> tuple[set[bytes], list[bytes]]:
+        pipe = db.pipeline(transaction=True)
+        pipe.zrange("dead", 0, -1)
+        pipe.lrange(f"queue:{queue}", 0, -1)
+        dead, waiting = pipe.execute()
+        return ({json.loads(m)["jid"].encode() for m in dead if json.loads(m)["queue"] == queue},
+                [json.loads(m)["jid"].encode() for m in waiting])
+
+    return where
+
+
+CASES = {"rq": (_rq, "{q}:failed", 4000), "bullmq": (_bullmq, "{q}:failed", 4000),
+         "sidekiq": (_sidekiq, "{q}:dead", 3000)}
+
+
+@pytest.mark.parametrize("framework", sorted(CASES))
+def test_kill_9_mid_redrive_leaves_every_job_in_exactly_one_place(frameworks_env: dict[str, str], framework: str,
+                                                                  qctl: QctlRunner, tmp_path: Path) -> None:
+    make, dlq, n = CASES[framework]
+    queue = fixtures.unique_queue(f"kill-{framework}", framework)
+    where = make(queue, n)
+    db = fixtures.client(framework)
+    everything, waiting = where(db)
+    assert len(everything) == n and waiting == []
+    args = [sys.executable, "-m", "qctl", "redrive", "-u", layout_url(framework), dlq.format(q=queue),
+            "--rate", "800", "-q"]
+    proc = subprocess.Popen(args, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    snapshots = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            failed, moved = where(db)  # one MULTI: a consistent instant
+            assert not failed & set(moved), "a job in both places"
+            assert len(moved) == len(set(moved)) and failed | set(moved) == everything, "a job lost or doubled"
+            snapshots += 1
+            if len(moved) >= n // 4:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the redrive did not get a quarter through in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    failed, moved = where(db)
+    assert not failed & set(moved) and failed | set(moved) == everything and len(moved) == len(set(moved))
+    assert 0 < len(moved) < n and snapshots > 1
+    rest = qctl("redrive", "-u", layout_url(framework), dlq.format(q=queue), "-o", "json", timeout=600)
+    assert rest.rc == 0 and rest.json()["moved"] == n - len(moved), rest
+    failed, moved = where(db)
+    assert failed == set() and sorted(moved) == sorted(everything)
