@@ -124,6 +124,9 @@ class MQTTAdapter(Adapter):
         if mode is ReadMode.MOVE and self.options.flags.get("redrive"):
             raise Unsupported(NO_DEAD_LETTERS)
         check_filter(queue)
+        if mode is not ReadMode.READ and queue.startswith("$"):
+            raise Unsupported(f"{queue!r}: topics starting with '$' belong to the broker; qctl clears none of them",
+                              hint="peek and backup read them")
         scan = self._tracked_scan(queue)
         self._scan = None  # the reader owns it now (and stops it when it closes)
         return RetainedReader(self.conn, queue, mode, scan, self.counted)

@@ -233,9 +233,28 @@ class Connection:
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN) and self._lost is None:
                 self._lost = mqtt.error_string(rc)
 
-    def poll(self) -> None:
-        """Take in whatever has arrived, without waiting."""
-        self.pump(lambda: False, 0)
+    def poll(self, budget: float = 1.0) -> None:
+        """Take in whatever has arrived, without waiting for more (at most ``budget`` seconds of it)."""
+        client = self.client
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            if self._lost is not None and not self._closing:
+                raise lost_error(self._lost, self.where)
+            sock = client.socket()
+            if sock is None:
+                return
+            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+            except (OSError, ValueError):
+                readable = [sock]
+            if not readable and not pending:
+                if client.want_write():
+                    client.loop_write()
+                return
+            rc = client.loop_read()
+            if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN) and self._lost is None:
+                self._lost = mqtt.error_string(rc)
 
     # --- requests ----------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ sessions are offline, not whose).  What qctl can know, it uses:
 ``--force`` connects as the client whatever the evidence (and so disconnects
 it if it is connected).  The result reports what the broker's figures said
 before and after (``offline_sessions``, ``store_messages``, ``store_bytes``
-from ``$SYS``, the "after" ones from an update the broker computed after the
-drop); ``queued`` is the drop in stored messages, exact only when nothing else
+from ``$SYS``, from updates the broker computed just before and just after the
+drop: up to two ``sys_interval`` of waiting); ``queued`` is the drop in stored messages, exact only when nothing else
 changed the store meanwhile.  A dry run (and so the typed confirmation)
 shows ``queued`` as what the broker holds for all sessions together, an upper
 bound for this one: mosquitto does not count per session.
@@ -112,7 +112,10 @@ def evidence(options: ConnectOptions, client_id: str) -> Evidence:
 def drop(conn: Connection, watch: SysWatch, client_id: str, *, force: bool, dry_run: bool,
          notices: list[str]) -> dict[str, Any]:
     check_client_id(client_id)
-    before = watch.read((*SESSION_NEEDS, "retained_messages_counter"))
+    needs = (*SESSION_NEEDS, "retained_messages_counter")
+    # A dry run (the confirmation's preview) takes the retained values, up to one sys_interval old; the drop
+    # itself waits for a live update, so that "before" is the store just before it.
+    before = watch.read(needs) if dry_run else watch.fresh(needs)
     known = evidence(conn.options, client_id)
     offline = before.get("offline_sessions")
     if not force:
