@@ -31,6 +31,18 @@ class Capabilities:
     has_read_limits: bool = False  # the broker can count reads against a limit (make_limited_queue works)
     peek_marks_redelivered: bool = False  # reading by take-and-return shows in `redelivered`
     interrupt_repeats: int = 0  # messages a re-run after a hard kill may move a second time (at least once)
+    # stats takes shell globs and lists every queue with no argument.  False (MQTT): a QUEUE is a topic filter,
+    # stats gives one row per filter asked for (a filter that matches nothing is a row of depth 0), and with
+    # no argument the broker's own row.
+    stats_lists_queues: bool = True
+    # The broker has dead-letter queues, so redrive has something to do.  False (MQTT): redrive exits 2 with
+    # one line and changes nothing (make_dead_letters is never called).
+    dead_letters: bool = True
+    # A restore line holding nothing but a body can go into a queue.  False (MQTT): a message needs its
+    # topic (the position) and its retain flag, so the restore cases use lines a peek wrote.
+    restores_bare_rows: bool = True
+    # With carries_properties: a per-message property the broker keeps, besides content_type.
+    id_property: str = "message_id"
 
 
 class Driver(Protocol):

@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import brokers_up
 
-BACKENDS = ["redis", "redis-stream", "rabbitmq", "kafka", "redis-sidekiq", "redis-rq", "redis-bullmq", "redis-celery"]
+BACKENDS = ["redis", "redis-stream", "rabbitmq", "kafka", "mqtt", "redis-sidekiq", "redis-rq", "redis-bullmq",
+            "redis-celery"]
 LAYOUTS = {"redis-sidekiq": "SidekiqDriver", "redis-rq": "RQDriver", "redis-bullmq": "BullMQDriver",
            "redis-celery": "CeleryDriver"}
 
@@ -19,6 +20,10 @@ def driver(request: pytest.FixtureRequest) -> Any:
         from tests.redis.driver import RedisStreamDriver
 
         return RedisStreamDriver(brokers_up("redis"))
+    if request.param == "mqtt":
+        from tests.mqtt.driver import MQTTDriver
+
+        return MQTTDriver(brokers_up("mqtt"))
     if request.param in LAYOUTS:  # the job-framework layouts of the Redis adapter (tests/frameworks/drivers.py)
         from tests.frameworks import drivers
 
