@@ -85,8 +85,9 @@ def types_and_depths(client: Client, names: Sequence[str]) -> list[tuple[str, in
         return [(kind, known.get(name, 0)) for name, kind in zip(names, kinds, strict=True)]
     result: list[tuple[str, int]] = []
     for batch in chunks(names, 1000):
-        flat = scripts.run(client, scripts.TYPES_AND_DEPTHS, [key_bytes(n) for n in batch], [])
-        result.extend((key_name(kind), int(depth)) for kind, depth in zip(flat[::2], flat[1::2], strict=True))
+        packed = scripts.run(client, scripts.TYPES_AND_DEPTHS, [key_bytes(n) for n in batch], [])
+        words = key_name(packed).split(" ")
+        result.extend(zip(words[::2], map(int, words[1::2]), strict=True))
     return result
 
 

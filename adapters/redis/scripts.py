@@ -148,20 +148,27 @@ for i, entry in ipairs(entries) do ids[i] = entry[1] end
 return redis.call('XDEL', KEYS[1], unpack(ids))
 """
 
-# KEYS: any keys.  Returns type, depth, type, depth... (depth 0 unless list/stream/zset):
-# one round trip and one parsed reply for a thousand keys, instead of two pipelined commands each.
+# KEYS: any keys.  Returns one string "type depth type depth ..." (depth 0 unless list/stream/zset):
+# one round trip for a thousand keys instead of two pipelined commands each, and one bulk string that
+# Python splits in C instead of 2,000 array items for redis-py's parser (~2.5 us each, measured).  LLEN
+# comes first: Redis deletes an emptied list, so 0 means no key, a number means a list, and only other
+# types (WRONGTYPE) need TYPE: one command per list instead of two.
 TYPES_AND_DEPTHS = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key)['ok']
-  local depth = 0
-  if kind == 'list' then depth = redis.call('LLEN', key)
-  elseif kind == 'stream' then depth = redis.call('XLEN', key)
-  elseif kind == 'zset' then depth = redis.call('ZCARD', key) end
-  out[#out + 1] = kind
-  out[#out + 1] = depth
+  local depth = redis.pcall('LLEN', key)
+  local kind = 'list'
+  if type(depth) ~= 'number' then
+    kind = redis.call('TYPE', key)['ok']
+    depth = 0
+    if kind == 'stream' then depth = redis.call('XLEN', key)
+    elseif kind == 'zset' then depth = redis.call('ZCARD', key) end
+  elseif depth == 0 then
+    kind = 'none'
+  end
+  out[i] = kind .. ' ' .. depth
 end
-return out
+return table.concat(out, ' ')
 """
 
 _cache: dict[tuple[int, str], Script] = {}
