@@ -118,6 +118,26 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def reserve_ports(ports: list[int]) -> None:
+    """Keep ``ports`` out of the kernel's ephemeral range (best effort; needs root, as the harness runs).
+
+    The harness's ports lie inside 32768-60999: a broker's own outgoing connection (Kafka's broker to
+    its controller) can be given one of its listener ports as its local port, and the TIME_WAIT it
+    leaves makes the next start fail to bind ("Address already in use"), seen on a Kafka restart.
+    """
+    try:
+        current = RESERVED_PORTS.read_text().strip()
+        taken = {part for part in current.split(",") if part}
+        wanted = sorted(str(port) for port in ports if str(port) not in taken)
+        if wanted:
+            RESERVED_PORTS.write_text(",".join([*sorted(taken), *wanted]))
+    except OSError:
+        pass  # not root, or no such file: starts may then collide now and then, as before
+
+
 def wait_until(what: str, check: Callable[[], bool], *, timeout: float,
                proc: subprocess.Popen[bytes] | None = None, log_file: Path | None = None) -> None:
     """Poll ``check`` until it is true; fail with the log tail on timeout or early exit."""

@@ -42,6 +42,7 @@ from .common import (
     port_open,
     read_pid,
     remove_env,
+    reserve_ports,
     run,
     spawn,
     stop_pid,
@@ -334,6 +335,7 @@ def _make_keystore(node: Node) -> None:
 def _prepare(node: Node, classpath: str) -> None:
     """Write the node's server.properties (and keystore) and format its storage the first time."""
     _check_ports_free(node)
+    reserve_ports(list(node.ports))
     node.home.mkdir(parents=True, exist_ok=True)
     if node.tls:
         _make_keystore(node)
