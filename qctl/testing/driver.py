@@ -31,6 +31,11 @@ class Capabilities:
     has_read_limits: bool = False  # the broker can count reads against a limit (make_limited_queue works)
     peek_marks_redelivered: bool = False  # reading by take-and-return shows in `redelivered`
     interrupt_repeats: int = 0  # messages a re-run after a hard kill may move a second time (at least once)
+    # Messages come out in the order they went in (False: SQS standard queues, whose order is best-effort only;
+    # ElasticMQ hands them out by the millisecond they became visible, a batch's in any order).
+    ordered: bool = True
+    # A wrong password is refused (False: ElasticMQ accepts any credentials).
+    checks_credentials: bool = True
     # stats takes shell globs and lists every queue with no argument.  False (MQTT): a QUEUE is a topic filter,
     # stats gives one row per filter asked for (a filter that matches nothing is a row of depth 0), and with
     # no argument the broker's own row.
