@@ -37,6 +37,7 @@ from qctl.primitives import Destination, Reader, Taken
 from qctl.progress import Progress
 from qctl.signals import NEVER, StopFlag
 
+HELD_BACK = "held back behind an earlier message of its group that stays (the group keeps its order)"
 MAX_INFLIGHT_MESSAGES = 20_000  # sent but not yet settled: bounds memory and what a crash repeats
 
 
@@ -136,6 +137,7 @@ class Pass:
         self._inflight: deque[_Chunk] = deque()
         self._pending_sends = 0
         self._destinations: dict[str, Destination | Exception] = {}
+        self._held_groups: set[str] = set()  # groups (traits.group_property) with a message left in place
 
     def run(self) -> Tally:
         spec, reader = self.spec, self.spec.reader
@@ -226,6 +228,14 @@ class Pass:
                 moved_now, finished = task.poll()
                 spec.progress.advance(max(0, moved_now - moved))
                 moved = max(moved, moved_now)
+        except BaseException:
+            # Stopped at once (a second signal) or an error: the broker must not go on moving on its own.
+            if not finished and not cancelled:
+                try:
+                    task.cancel()
+                except Exception:  # the error that ends the pass is the one to report
+                    pass
+            raise
         finally:
             tally.read += moved
             tally.moved += moved
@@ -237,6 +247,7 @@ class Pass:
     def _submit(self, taken: list[Taken]) -> _Chunk:
         spec = self.spec
         chunk = _Chunk(taken, [spec.decide(item.message) for item in taken])
+        self._hold_groups(chunk)
         by_target: dict[str, list[int]] = {}
         for index, decision in enumerate(chunk.decisions):
             if isinstance(decision, Send):
@@ -270,6 +281,33 @@ class Pass:
             chunk.sent += len(indexes)
         self._pending_sends += chunk.sent
         return chunk
+
+    def _group(self, message: Message) -> str | None:
+        name = self.spec.reader.traits.group_property
+        value = message.properties.get(name) if name else None
+        return None if value is None else str(value)
+
+    def _hold_groups(self, chunk: _Chunk) -> None:
+        """Where groups keep their order, a message after one of its group that stays (kept, or refused by
+        its target) stays too, so that no message overtakes an earlier one of its group."""
+        if self.spec.reader.traits.group_property is None:
+            return
+        for index, item in enumerate(chunk.taken):
+            group = self._group(item.message)
+            if group is None:
+                continue
+            decision = chunk.decisions[index]
+            if group in self._held_groups:
+                if isinstance(decision, Send):
+                    chunk.decisions[index] = Keep(HELD_BACK)
+            elif isinstance(decision, Keep) or self._refused(decision):
+                self._held_groups.add(group)
+
+    def _refused(self, decision: Decision) -> bool:
+        if not isinstance(decision, Send):
+            return False
+        destination = self._destination(decision.target)
+        return isinstance(destination, Exception) or destination.refusal(decision.outgoing) is not None
 
     @staticmethod
     def _outgoing(chunk: _Chunk, index: int) -> Message:
@@ -354,6 +392,9 @@ class Pass:
                 tally.failed += 1
                 if index not in chunk.results:
                     tally.reasons[f"not confirmed by {decision.target!r}"] += 1
+                group = self._group(item.message)
+                if group is not None:
+                    self._held_groups.add(group)  # what comes later of its group waits (see _hold_groups)
                 kept.append(item)
         if not spec.dry_run:
             if not spec.settle_sent:

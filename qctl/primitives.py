@@ -58,6 +58,9 @@ class SourceTraits:
     origin: str | None = None
     # The broker can move the whole queue itself (SQS StartMessageMoveTask): Destination.start_move.
     server_moves: bool = False
+    # Messages with the same value of this property must stay in order (SQS FIFO ``MessageGroupId``): once
+    # one of a group is left in place, the engine holds back the rest of that group for the pass.
+    group_property: str | None = None
     chunk: int = 1000  # messages per read
 
 

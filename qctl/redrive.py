@@ -7,8 +7,9 @@ Redrive, per message of the DLQ:
    message cannot cycle forever.
 3. The target: ``--to``, else the source queue in its dead-letter metadata
    (``Message.dead_letter.source_queue``: x-death, Spring/Connect headers,
-   stream fields, a job framework's queue), else the DLQ's name without its
-   dead-letter suffix.  None, or the DLQ itself: kept.
+   stream fields, a job framework's queue), else the DLQ's one source queue
+   by the broker's configuration (``SourceTraits.origin``: SQS), else the
+   DLQ's name without its dead-letter suffix.  None, or the DLQ itself: kept.
 4. Sent with ``x-qctl-redrive-count`` one higher (a destination that carries
    no headers, a Redis list, is exempt).
 
@@ -78,10 +79,12 @@ def check_request(dlq: str, request: RedriveRequest) -> None:
 class RedriveRules:
     """``decide`` for a redrive of ``dlq``."""
 
-    def __init__(self, dlq: str, request: RedriveRequest, naming: DeadLetterNaming) -> None:
+    def __init__(self, dlq: str, request: RedriveRequest, naming: DeadLetterNaming, *,
+                 origin: str | None = None) -> None:
         self.dlq = dlq
         self.request = request
         self.by_name = naming.origin(dlq)
+        self.origin = origin  # the DLQ's one source queue by the broker's configuration (traits.origin)
 
     def blind_target(self, traits: SourceTraits) -> str | None:
         """The one target every message goes to, when nothing in a message can change that: a source
@@ -106,10 +109,11 @@ class RedriveRules:
             return Keep(NOT_SELECTED)
         if request.max_redrives is not None and redrive_count(message) >= request.max_redrives:
             return Keep(f"already redriven {request.max_redrives} time(s) or more (--max-redrives)")
-        target = request.to or (message.dead_letter.source_queue if message.dead_letter else None) or self.by_name
+        target = (request.to or (message.dead_letter.source_queue if message.dead_letter else None) or self.origin
+                  or self.by_name)
         if target is None:
-            return Keep("no target: no dead-letter metadata, and the DLQ's name has no dead-letter suffix "
-                        "(give --to)")
+            return Keep("no target: no dead-letter metadata, no one source queue configured for the DLQ, and its "
+                        "name has no dead-letter suffix (give --to)")
         if target == self.dlq:
             return Keep("its dead-letter metadata names the DLQ itself")
         return Send(target, bumped(message))

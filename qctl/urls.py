@@ -107,6 +107,8 @@ def parse(url: str) -> BrokerURL:
         password = unquote(secret) if colon else None
         if password:
             register_secret(password)
+    if not netloc and scheme == "sqs":  # sqs:// alone: AWS, the region from the profile or the AWS config
+        return BrokerURL(scheme, (), username, password, unquote(path), _query(query))
     if not netloc:
         raise UsageError(f"malformed URL {redact(url)!r}: no host")
     hosts = tuple(_parse_host(part, url) for part in netloc.split(","))

@@ -31,7 +31,7 @@ def run_redrive(chosen: Target, dlq: str, request: RedriveRequest, fmt: str, *, 
         if request.dry_run and guard.dry_run_from_figures(dlq, reader.traits, needs_messages=request.needs_messages):
             tally = _counted_from_figures(reader, request.to, request.limit)
         else:
-            rules = RedriveRules(dlq, request, adapter.options.dead_letter)
+            rules = RedriveRules(dlq, request, adapter.options.dead_letter, origin=reader.traits.origin)
             tally = _run_pass(PassSpec(
                 reader=reader, decide=rules, destinations=Lookup(adapter.destination), progress=for_terminal(quiet),
                 description=f"redrive {dlq}", dry_run=request.dry_run, limit=request.limit, rate=request.rate,
