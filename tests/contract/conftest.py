@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import brokers_up
 
 BACKENDS = ["redis", "redis-stream", "rabbitmq", "kafka", "mqtt", "redis-sidekiq", "redis-rq", "redis-bullmq",
-            "redis-celery"]
+            "redis-celery", "sqs"]
 LAYOUTS = {"redis-sidekiq": "SidekiqDriver", "redis-rq": "RQDriver", "redis-bullmq": "BullMQDriver",
            "redis-celery": "CeleryDriver"}
 
@@ -20,6 +20,10 @@ def driver(request: pytest.FixtureRequest) -> Any:
         from tests.redis.driver import RedisStreamDriver
 
         return RedisStreamDriver(brokers_up("redis"))
+    if request.param == "sqs":
+        from tests.sqs.driver import SQSDriver
+
+        return SQSDriver(brokers_up("sqs"))
     if request.param == "mqtt":
         from tests.mqtt.driver import MQTTDriver
 

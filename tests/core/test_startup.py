@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("redis", "pika", "kafka", "confluent_kafka", "tabulate", "rich.table", "rich.console")
+HEAVY = ("redis", "pika", "kafka", "confluent_kafka", "botocore", "tabulate", "rich.table", "rich.console")
 
 
 def _loaded_after(code: str) -> list[str]:

@@ -1,0 +1,163 @@
+"""One botocore client per command, created on first use, and the small thread pool that runs its calls.
+
+Where it connects
+    ``sqs://REGION`` is AWS (``endpoint_url`` in the profile's
+    ``[profiles.NAME.sqs]`` table overrides the endpoint, e.g. a VPC endpoint;
+    the region may also come from that table's ``region`` or the AWS config).
+    ``sqs+http://HOST:PORT`` and ``sqs+https://HOST:PORT`` are an SQS-compatible
+    server (ElasticMQ, LocalStack); ``region`` is then only what requests are
+    signed for (``us-east-1`` unless set).
+
+Credentials
+    The URL's ``ACCESS_KEY_ID:SECRET@`` if given (the secret is masked like any
+    password), else botocore's whole chain: environment, shared files, the
+    table's ``aws_profile``, SSO, container and instance roles.  For AWS, none
+    found is exit 3 before any request.  A compatible server with none found
+    gets unsigned requests: ElasticMQ and friends accept them, and a server
+    that wants credentials says so (exit 3 again).
+
+Bounds
+    ``--timeout`` is the connect and read timeout of every attempt; botocore's
+    ``standard`` retry mode makes at most three attempts (throttling, 5xx,
+    dropped connections).  Calls that fan out (stats, batches) run on a pool
+    of :data:`POOL` threads: botocore clients are thread-safe, and each call is
+    one HTTP round trip of which the GIL holds only the client's own part.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import botocore.session  # type: ignore[import-untyped]
+from botocore import UNSIGNED
+from botocore.config import Config  # type: ignore[import-untyped]
+
+from qctl import __version__, tls
+from qctl.adapters.sqs import names
+from qctl.adapters.sqs.errors import CREDENTIAL_HINT, translated
+from qctl.errors import BrokerUnavailable, QueueNotFound, UsageError
+from qctl.options import ConnectOptions
+from qctl.urls import redact
+
+POOL = 8
+ATTEMPTS = 3
+SIGNING_REGION = "us-east-1"  # what requests to a compatible server are signed for, unless `region` says otherwise
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Connection:
+    """The adapter's botocore client, queue URLs it learnt, and the pool its fan-out calls run on."""
+
+    def __init__(self, options: ConnectOptions) -> None:
+        self.options = options
+        self.where = redact(str(options.url))
+        self.timeout = options.timeout
+        self.aws = options.url.scheme == "sqs"
+        self._client: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._urls: dict[str, str] = {}
+        # Long polls (WaitTimeSeconds) make a receive wait on the server: only when --timeout leaves room.
+        self.long_poll = 1 if self.timeout >= 3 else 0
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                with translated(self.where, "connect", self.timeout):
+                    self._client = self._create()
+            return self._client
+
+    def _create(self) -> Any:
+        options, url = self.options, self.options.url
+        profile = options.setting("aws_profile")
+        session = botocore.session.Session(profile=str(profile)) if profile else botocore.session.Session()
+        region = (url.host if self.aws else None) or options.setting("region") or session.get_config_variable("region")
+        if self.aws and not region:
+            raise UsageError("no AWS region: give sqs://REGION, region in the profile's [profiles.NAME.sqs] table, "
+                             "or AWS_DEFAULT_REGION")
+        endpoint_url = options.setting("endpoint_url") or (None if self.aws else _endpoint(options))
+        kwargs: dict[str, Any] = {}
+        config: dict[str, Any] = {
+            "connect_timeout": self.timeout, "read_timeout": self.timeout,
+            "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
+            "max_pool_connections": POOL + 2, "user_agent_extra": f"qctl/{__version__}",
+        }
+        if url.username or url.password:
+            kwargs.update(aws_access_key_id=url.username or "", aws_secret_access_key=url.password or "",
+                          aws_session_token=options.setting("session_token"))
+        elif session.get_credentials() is None:
+            if self.aws:
+                raise BrokerUnavailable(f"no AWS credentials found for {self.where}", hint=CREDENTIAL_HINT)
+            config["signature_version"] = UNSIGNED
+        verify: Any = None
+        if str(endpoint_url or "").startswith("https://") or (self.aws and options.tls.given):
+            files = tls.checked(options.tls)
+            verify = files.ca_file if files.verify and files.ca_file else (None if files.verify else False)
+        return session.create_client("sqs", region_name=str(region or SIGNING_REGION), endpoint_url=endpoint_url,
+                                     config=Config(**config), verify=verify, **kwargs)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(POOL, thread_name_prefix="qctl-sqs")
+            return self._executor
+
+    def call(self, operation: str, what: str, **params: Any) -> Any:
+        """One SQS request (``client.<operation>(**params)``), its errors translated."""
+        client = self.client
+        with translated(self.where, what, self.timeout):
+            return getattr(client, operation)(**params)
+
+    def fan_out(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[fn(item) ...]`` on the pool, in order; the first error is raised once all have finished."""
+        todo = list(items)
+        if len(todo) <= 1:
+            return [fn(item) for item in todo]
+        futures = [self.executor.submit(fn, item) for item in todo]
+        return [future.result() for future in futures]
+
+    def url_of(self, queue: str) -> str:
+        """The queue's URL (a URL is its own); QueueNotFound (exit 4) if there is no such queue."""
+        if names.is_url(queue):
+            return queue
+        if queue not in self._urls:
+            try:
+                self._urls[queue] = str(self.call("get_queue_url", f"queue {queue!r}", QueueName=queue)["QueueUrl"])
+            except QueueNotFound:
+                raise QueueNotFound(f"queue {queue!r} not found at {self.where}",
+                                    hint="list queues with 'qctl stats'") from None
+        return self._urls[queue]
+
+    def learn(self, name: str, url: str) -> None:
+        """Remember a queue URL a listing gave (no GetQueueUrl for it later)."""
+        self._urls.setdefault(name, url)
+
+    def attributes(self, url: str, wanted: Iterable[str], what: str = "queue attributes") -> dict[str, str]:
+        response = self.call("get_queue_attributes", f"{what} of {names.name_of(url)!r}", QueueUrl=url,
+                             AttributeNames=list(wanted))
+        return dict(response.get("Attributes") or {})
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing must not hide the error that ends the command
+                pass
+
+
+def _endpoint(options: ConnectOptions) -> str:
+    """http(s)://HOST:PORT of an sqs+http(s):// URL."""
+    url = options.url
+    scheme = "https" if url.scheme == "sqs+https" else "http"
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{scheme}://{host}" + (f":{url.port}" if url.port else "")
