@@ -84,6 +84,8 @@ class MQTTAdapter(Adapter):
 
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
         self._end_scan()
+        if self._conn is None:  # counting needs no MQTT 5 feature, and 3.1.1 is the faster to decode
+            self._conn = Connection(self.options, self.where, prefer_v5=False)
         return statistics.collect(self.conn, patterns, self.notices, None)
 
     def depth(self, queue: str) -> int:

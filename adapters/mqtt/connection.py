@@ -12,7 +12,12 @@ The connection uses a fresh client id (``qctl-<pid>-<random>``), clean start
 and no session expiry, so it leaves no session behind; :func:`open_as` is the
 one exception (``purge --session``, which must connect as a given client).
 MQTT 5 is asked for first; a broker that answers "unsupported protocol
-version" gets MQTT 3.1.1 (``?protocol=3.1.1`` or ``5`` pins one).
+version" gets MQTT 3.1.1 (``?protocol=3.1.1`` or ``5`` pins one).  ``stats``
+asks for 3.1.1 first instead: it needs no MQTT 5 feature (the retain flag of a
+3.1.1 delivery already tells a retained message from a live one), and paho
+decodes a 3.1.1 PUBLISH about three times faster, having no properties to
+build (measured: 10,000 retained messages in 0.7-1.3 s against 2.5-3.1 s on the
+loaded harness machine).
 
 Publishing is QoS 1 in a window of the broker's Receive Maximum (its CONNACK
 says; 20 on a default mosquitto), and a message counts as delivered only once
@@ -82,7 +87,7 @@ class Connection:
     """A connected paho client and the state its callbacks fill in."""
 
     def __init__(self, options: ConnectOptions, where: str, *, client_id: str | None = None,
-                 session_expiry: int = 0) -> None:
+                 session_expiry: int = 0, prefer_v5: bool = True) -> None:
         self.options = options
         self.where = where
         self.timeout = options.timeout
@@ -99,11 +104,11 @@ class Connection:
         wanted = str(options.setting("protocol", "auto")).strip().lower()
         if wanted not in ("auto", "5", "3.1.1", "311", "4"):
             raise UsageError(f"protocol must be 5 or 3.1.1, not {wanted!r}", hint="e.g. mqtt://host?protocol=3.1.1")
-        self.v5 = wanted in ("auto", "5")
+        self.v5 = wanted == "5" or (wanted == "auto" and prefer_v5)
         self.client = self._connect(MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311)
         if self._refused_protocol() and wanted == "auto":
-            self.v5 = False
-            self.client = self._connect(MQTTProtocolVersion.MQTTv311)
+            self.v5 = not self.v5
+            self.client = self._connect(MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311)
         self._accepted()
 
     # --- connecting ---------------------------------------------------------------
@@ -146,7 +151,7 @@ class Connection:
         return client
 
     def _refused_protocol(self) -> bool:
-        return self._connack is not None and self._connack[0] == UNSUPPORTED_PROTOCOL and self.v5
+        return self._connack is not None and self._connack[0] == UNSUPPORTED_PROTOCOL
 
     def _accepted(self) -> None:
         assert self._connack is not None

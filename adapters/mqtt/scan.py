@@ -9,8 +9,10 @@ qctl subscribes, in the same SUBSCRIBE, to a private marker topic
 ``$qctl/scan/<client id>`` and then publishes one message there.  mosquitto
 queues a subscription's retained messages for the client before it reads the
 next packet, and writes a client's messages in order, so the marker arrives
-after the last retained message: the scan ends one round trip after the tree,
-not after a timeout.  Topics that start with ``$`` match no wildcard, so no
+after the last retained message, and so does the PUBACK for it (which also
+ends the scan, for when mosquitto dropped the marker's QoS 0 echo to a client
+with a long backlog): the scan ends one round trip after the tree, not after
+a timeout.  Topics that start with ``$`` match no wildcard, so no
 other subscriber (not even one to ``#``) sees the marker.  If the broker
 refuses the marker (an ACL), the scan falls back to a quiet period
 (:data:`QUIET` after the last message).
@@ -41,7 +43,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from qctl.adapters.mqtt import topics
-from qctl.adapters.mqtt.connection import Connection
+from qctl.adapters.mqtt.connection import Connection, Sent
 from qctl.adapters.mqtt.messages import Packet, packet_of, topic_of
 from qctl.errors import BrokerUnavailable
 
@@ -122,8 +124,16 @@ class RetainedScan:
         self._last = time.monotonic()
         if len(reasons) < 2 or reasons[1] >= 0x80:
             return False
-        sent = conn.publish(self._marker_topic, self._token, qos=1)
+        sent = conn.publish(self._marker_topic, self._token, qos=1, on_ack=self._marker_acked)
         return sent.reason is None or sent.reason < 0x80
+
+    def _marker_acked(self, sent: Sent) -> None:
+        """The marker's PUBACK ends the burst too.  mosquitto drops a QoS 0 delivery (the marker's echo) for a
+        client with more than max_queued_messages packets waiting to be written, which a big tree read by a slow
+        client can be; but then the retained messages are all among those packets, and the PUBACK, queued
+        after them and never dropped, still comes after the last one."""
+        if sent.reason is not None and sent.reason < 0x80:
+            self._marker_seen = True
 
     def messages(self) -> Generator[Packet, None, None]:
         """Each retained message as it arrives (a topic once: the first value seen); ends with the tree."""
