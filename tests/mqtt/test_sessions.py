@@ -88,10 +88,9 @@ def test_purge_session_drops_an_offline_session_and_its_queue(mqtt_driver: MQTTD
     seen_freed = int(before["store/messages/bytes"]) - int(after["store/messages/bytes"])
     for value in (freed, seen_freed):  # 5 x 100 kB left the store, by qctl's figures and by the test's own
         assert abs(value - 500_000) <= (200 if quiet else 20_000), (value, record)  # $SYS values vary a little
-    if quiet:
+    if quiet:  # the test's own window is longer (the dry run, the probe): bytes are its check
         assert record["queued"] == 5
         assert record["store_messages_before"] - record["store_messages_after"] == 5
-        assert int(before["store/messages/count"]) - int(after["store/messages/count"]) == 5
     assert record["offline_sessions_before"] - record["offline_sessions_after"] == 1
     assert int(before["clients/disconnected"]) - int(after["clients/disconnected"]) == 1
     assert waiting(mqtt_driver, client_id) == (False, 0)  # the session and its queue are gone
