@@ -90,7 +90,7 @@ class BackupWriter:
 class BackupDestination:
     """A backup file as the engine's destination: a chunk is confirmed once it is synced."""
 
-    carries = Carries(key=True, headers=True, properties=True, timestamp=True)
+    carries = Carries(key=True, headers=True, header_repeats=True, properties=True, timestamp=True)
 
     def __init__(self, writer: BackupWriter) -> None:
         self.writer = writer

@@ -26,14 +26,15 @@ hold for every backend live here:
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qctl.errors import QueueNotFound, Unsupported
+from qctl.mapping import Dropped
 from qctl.models import Message
 from qctl.pacing import RateLimiter
-from qctl.primitives import Destination, Reader, Taken
+from qctl.primitives import Carries, Destination, Reader, Taken
 from qctl.progress import Progress
 from qctl.signals import NEVER, StopFlag
 
@@ -95,7 +96,7 @@ class Tally:
     gone: int = 0  # delivered, then found already gone from the source (a consumer took it meanwhile)
     targets: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  # why messages were kept or failed
-    dropped: Counter[str] = field(default_factory=Counter)  # message parts a destination could not carry
+    dropped: Dropped = field(default_factory=Dropped)  # message parts a destination could not carry
     interrupted: int | None = None  # the signal that stopped the pass
 
 
@@ -267,7 +268,6 @@ class Pass:
                     chunk.results[index] = True
                 continue
             outgoing = [self._outgoing(chunk, index) for index in indexes]
-            self._count_dropped(destination, [chunk.taken[index].message for index in indexes])
             self.limiter.wait(len(indexes))
             if spec.settle_sent:
                 moved = destination.move_from(spec.reader, [chunk.taken[i] for i in indexes], outgoing)
@@ -337,15 +337,16 @@ class Pass:
                 self._destinations[target] = exc
         return self._destinations[target]
 
-    def _count_dropped(self, destination: Destination, outgoing: Sequence[Message]) -> None:
-        carries = destination.carries
-        for message in outgoing:
-            if message.key is not None and not carries.key:
-                self.tally.dropped["key"] += 1
-            if message.pairs() and not carries.headers:
-                self.tally.dropped["headers"] += 1
-            if message.properties and not carries.properties:
-                self.tally.dropped["properties"] += 1
+    def _count_dropped(self, target: str, message: Message, carried: dict[str, Carries | None]) -> None:
+        """Count what of ``message`` (as the source had it) ``target`` could not keep.  Asked once the
+        message was delivered: a destination may take its shape from its first message (a new Redis key)."""
+        if target not in carried:
+            destination = self._destinations.get(target)
+            carried[target] = None if isinstance(destination, Exception) or destination is None else \
+                destination.carries
+        carries = carried[target]
+        if carries is not None:
+            self.tally.dropped.count(carries, message)
 
     # --- settling --------------------------------------------------------------
 
@@ -377,6 +378,7 @@ class Pass:
         spec, tally, reader = self.spec, self.tally, self.spec.reader
         delivered: list[Taken] = []
         kept: list[Taken] = []
+        carried: dict[str, Carries | None] = {}
         for index, item in enumerate(chunk.taken):
             decision = chunk.decisions[index]
             if isinstance(decision, Keep):
@@ -386,6 +388,8 @@ class Pass:
             elif chunk.results.get(index):
                 tally.moved += 1
                 tally.targets[decision.target] += 1
+                if not spec.dry_run:
+                    self._count_dropped(decision.target, item.message, carried)
                 if index not in chunk.atomic:
                     delivered.append(item)
             else:

@@ -91,12 +91,19 @@ class Reader(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Carries:
-    """What of a message a destination can carry; the rest is dropped (and counted in a notice)."""
+    """What of a message a destination can carry; the rest is dropped (and counted in a notice, see
+    :mod:`qctl.mapping` and docs/mapping.md).  Read after a send: a destination that takes the shape of
+    its first message (a new Redis key) may only know then."""
 
     key: bool = False
     headers: bool = False
+    header_repeats: bool = False  # a header name given twice keeps both values (else the last one wins)
     properties: bool = False
-    timestamp: bool = False
+    property_names: frozenset[str] | None = None  # with ``properties``: only these (None: any)
+    timestamp: bool = False  # the message's own time, not the time it arrived here
+
+    def keeps_property(self, name: str) -> bool:
+        return self.properties and (self.property_names is None or name in self.property_names)
 
 
 @runtime_checkable

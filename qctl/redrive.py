@@ -151,8 +151,7 @@ def partial(tally: Tally) -> bool:
 def notices(tally: Tally, selection: Selection | None = None) -> Iterator[str]:
     """What the operator should know about a pass, one line each."""
     yield from reasons(tally.reasons)
-    for part, count in sorted(tally.dropped.items()):
-        yield f"{count} message(s) carried {part} that the destination cannot take: dropped (see qctl(1), MAPPING)"
+    yield from tally.dropped.notices()
     if tally.requeued:
         yield (f"{tally.requeued} kept message(s) were copied to the tail of the queue and the originals removed, "
                f"so that no return counted toward its delivery limit")

@@ -31,7 +31,7 @@ class Ticket:
 
 
 class KafkaDestination:
-    carries = Carries(key=True, headers=True)
+    carries = Carries(key=True, headers=True, header_repeats=True)
 
     def __init__(self, topic: str, producer: Callable[[], Any], max_bytes: int, timeout: float) -> None:
         self.queue = topic

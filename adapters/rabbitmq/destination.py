@@ -17,7 +17,7 @@ from typing import Any
 
 from qctl.adapters.rabbitmq.connection import Session
 from qctl.adapters.rabbitmq.errors import translated
-from qctl.adapters.rabbitmq.messages import first_death, properties_from
+from qctl.adapters.rabbitmq.messages import PROPERTY_NAMES, first_death, properties_from
 from qctl.adapters.rabbitmq.publisher import ConfirmedPublisher
 from qctl.errors import QueueNotFound
 from qctl.models import Message
@@ -27,7 +27,9 @@ MAX_UNCONFIRMED = 10_000  # publishes awaiting confirms before send() waits for 
 
 
 class RabbitMQDestination:
-    carries = Carries(headers=True, properties=True, timestamp=True)
+    # The AMQP headers table is a map (a repeated name keeps its last value); of other backends' properties
+    # only the AMQP ones have a place; the time is the AMQP timestamp, in whole seconds (docs/mapping.md).
+    carries = Carries(headers=True, properties=True, property_names=frozenset(PROPERTY_NAMES), timestamp=True)
 
     def __init__(self, session: Session, queue: str, publisher: Callable[[], ConfirmedPublisher], *,
                  via_exchange: bool = False) -> None:

@@ -24,6 +24,7 @@ from qctl.models import DeadLetter, Message
 PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
                   "expiration", "message_id", "timestamp", "type", "user_id", "app_id")
 DELIVERY_COUNT = "x-delivery-count"
+PERSISTENT = 2  # delivery_mode
 BROKER_SET = frozenset({DELIVERY_COUNT})
 
 
@@ -82,6 +83,9 @@ def properties_from(message: Message, *, straight_to_queue: bool) -> BasicProper
         headers["x-death"] = [_death_times(entry) for entry in headers["x-death"]]
     if values.get("timestamp") is None and message.timestamp is not None:
         values["timestamp"] = int(message.timestamp.timestamp())  # from another backend: its time, in seconds
+    # Without a delivery mode (every message from another backend) AMQP means transient, whose confirm
+    # says nothing about the disk: publish it persistent, so the source is settled only once it is stored.
+    values.setdefault("delivery_mode", PERSISTENT)
     return BasicProperties(headers=headers or None, **values)
 
 

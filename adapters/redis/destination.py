@@ -20,7 +20,7 @@ from qctl.adapters.redis import crossslot, scripts
 from qctl.adapters.redis.connection import Client, is_cluster
 from qctl.adapters.redis.errors import translating
 from qctl.adapters.redis.keys import key_bytes, queue_type
-from qctl.adapters.redis.messages import kind_for, score_of, stream_fields
+from qctl.adapters.redis.messages import STREAM_PROPERTIES, ZSET_PROPERTIES, kind_for, score_of, stream_fields
 from qctl.adapters.redis.reader import RedisReader
 from qctl.errors import Unsupported
 from qctl.models import Message
@@ -49,8 +49,14 @@ class RedisDestination:
 
     @property
     def carries(self) -> Carries:
-        streams = self.kind == "stream"
-        return Carries(headers=streams, properties=True, timestamp=streams)
+        """A list keeps the body; a sorted set the body and its score; a stream the body, every header as
+        a field (one value per name) and where the body field sits.  None keeps a key or the message's
+        time: XADD gives an entry a new ID, that is, the time it arrived (docs/mapping.md)."""
+        if self.kind == "stream":
+            return Carries(headers=True, properties=True, property_names=STREAM_PROPERTIES)
+        if self.kind == "zset":
+            return Carries(properties=True, property_names=ZSET_PROPERTIES)
+        return Carries()
 
     def _kind(self, first: Message) -> str:
         if self.kind is None:
@@ -99,17 +105,16 @@ class RedisDestination:
         return reader.step(taken, self.key, kind, payloads, self.push)
 
     def move_blind(self, reader: Reader, limit: int) -> int | None:
-        """Move the next ``limit`` messages of a list or sorted set here without reading them (None: cannot)."""
-        if (not isinstance(reader, RedisReader) or reader.client is not self.client or reader.kind == "stream"
+        """Move the next ``limit`` messages of a list here without reading them (None: cannot).  A sorted
+        set's members are read (the regular path, atomic too): their scores do not survive in a list, and
+        the pass counts that for its notice."""
+        if (not isinstance(reader, RedisReader) or reader.client is not self.client or reader.kind != "list"
                 or reader.offset != 0 or (self.kind or "list") != "list"
                 or not crossslot.same_slot(self.client, reader.queue, self.queue)):
             return None
         with translating(self.where):
-            if reader.kind == "zset":
-                moved = int(scripts.run(self.client, scripts.ZSET_MOVE, [reader.key, self.key], [limit, self.push]))
-            else:
-                moved = int(scripts.run(self.client, scripts.LIST_MOVE, [reader.key, self.key],
-                                        [limit, reader.end, self.push]))
+            moved = int(scripts.run(self.client, scripts.LIST_MOVE, [reader.key, self.key],
+                                    [limit, reader.end, self.push]))
         self.kind = self.kind or "list"
         reader.read_count += moved
         return moved

@@ -23,6 +23,9 @@ BODY_FIELDS = (b"body", b"data", b"payload", b"message")
 SCORE = "score"
 BODY_FIELD = "body_field"
 BODY_INDEX = "body_index"
+# The properties each kind of key can keep (docs/mapping.md); any other property is dropped there.
+ZSET_PROPERTIES = frozenset({SCORE})
+STREAM_PROPERTIES = frozenset({BODY_FIELD, BODY_INDEX})
 # Stream fields that name the queue a dead letter came from, most specific first.
 SOURCE_FIELDS = (b"x-original-queue", b"x-first-death-queue", b"original_queue", b"source_queue")
 REASON_FIELDS = (b"x-death-reason", b"x-exception-message", b"reason", b"error")
@@ -51,9 +54,12 @@ def stream_message(queue: str, entry_id: bytes, fields: Mapping[bytes, bytes]) -
 
 
 def stream_fields(message: Message) -> list[bytes]:
-    """The XADD field/value list that :func:`stream_message` reads back as ``message``."""
+    """The XADD field/value list that :func:`stream_message` reads back as ``message``.
+
+    A header name given twice (Kafka) is written once, with its last value, where it first came: that is
+    the entry every Redis client that reads fields as a map (redis-py, qctl included) would see anyway."""
     fields: list[bytes] = []
-    for name, value in message.pairs():
+    for name, value in dict(message.pairs()).items():
         fields += [str(name).encode("utf-8", "surrogateescape"), header_bytes(value)]
     body_field = message.properties.get(BODY_FIELD, "body")
     if body_field is not None or message.body:

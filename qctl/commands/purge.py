@@ -46,7 +46,7 @@ class Discard:
     """The destination of a purge --where without --backup: confirmed at once, kept nowhere."""
 
     queue = "(deleted)"
-    carries = Carries(key=True, headers=True, properties=True, timestamp=True)
+    carries = Carries(key=True, headers=True, header_repeats=True, properties=True, timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
         return None
