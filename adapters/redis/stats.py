@@ -60,11 +60,17 @@ def collect(client: Client, patterns: Sequence[str], naming: DeadLetterNaming, *
     heads = {name: _head(reply) for name, reply in zip(streams, replies[1::2], strict=True)}
     now = time.time()
     rows: list[QueueStats] = []
+    depths = found.depths
     for name in queues:
+        kind = found.kinds[name]
+        dlq = dead.get(name)
+        if kind != "stream":  # most rows: built at once (a row of 10,000 costs more than its commands here)
+            rows.append(QueueStats(backend=BACKEND, queue=name, type=kind, depth=depths.get(name, 0),
+                                   dead_letter_queue=dlq, dead_letter_depth=depths.get(dlq) if dlq else None))
+            continue
         first_id, added = heads.get(name, (None, None))
         oldest = max(0.0, now - id_time(first_id).timestamp()) if first_id else None
-        rows.extend(_rows(name, found, dead.get(name), infos.get(name, []), groups=groups, oldest=oldest,
-                          added=added))
+        rows.extend(_rows(name, found, dlq, infos.get(name, []), groups=groups, oldest=oldest, added=added))
     return rows
 
 
@@ -103,7 +109,8 @@ def _dead_letters(client: Client, found: Found, queues: Sequence[str], naming: D
     ``fnmatch`` calls for 10,000 queues (bench/results/redis.md).
     """
     rules = _Rules(naming)
-    owners = {name for name in queues if not rules.is_dead_letter(name)}
+    origins = {name: rules.origins(name) for name in found.depths}  # once a key: most have none
+    owners = {name for name in queues if not (origins[name] if name in origins else rules.origins(name))}
     if globs is not None:
         wanted: dict[str, None] = {}
         for glob in globs:
@@ -117,9 +124,10 @@ def _dead_letters(client: Client, found: Found, queues: Sequence[str], naming: D
             if kind in QUEUE_TYPES:
                 found.kinds[name] = kind
                 found.depths[name] = depth
+                origins[name] = rules.origins(name)
     best: dict[str, tuple[int, str]] = {}
-    for key in found.depths:
-        for rank, origin in rules.origins(key):
+    for key, ranked in origins.items():
+        for rank, origin in ranked:
             if origin in owners and rank < best.get(origin, (len(rules), ""))[0]:
                 best[origin] = (rank, key)
     return {name: dlq for name, (_, dlq) in best.items()}
@@ -144,9 +152,6 @@ class _Rules:
             found += [(rank, key[len(p):]) for rank, p in enumerate(self.prefixes, len(self.suffixes))
                       if key.startswith(p) and len(key) > len(p)]
         return found
-
-    def is_dead_letter(self, name: str) -> bool:
-        return bool(self.origins(name))
 
     def owner(self, key: str, owners: set[str]) -> str | None:
         return next((origin for _, origin in self.origins(key) if origin in owners), None)
@@ -180,14 +185,12 @@ def _ends_with_star(glob: str) -> bool:
 
 def _rows(name: str, found: Found, dlq: str | None, infos: list[dict[Any, Any]], *, groups: bool,
           oldest: float | None = None, added: int | None = None) -> list[QueueStats]:
-    kind = found.kinds[name]
+    """A stream's row, or one per consumer group with ``--groups``."""
     base: dict[str, Any] = {
-        "backend": BACKEND, "queue": name, "type": kind, "depth": found.depths.get(name, 0),
+        "backend": BACKEND, "queue": name, "type": "stream", "depth": found.depths.get(name, 0),
         "dead_letter_queue": dlq, "dead_letter_depth": found.depths.get(dlq) if dlq else None,
         "oldest_age": oldest, "total_in": added,
     }
-    if kind != "stream":
-        return [QueueStats(**base)]
     parsed = [_group(info) for info in infos]
     if groups and parsed:
         return [QueueStats(**base, group=g["name"], in_flight=g["pending"], consumers=g["consumers"], lag=g["lag"])
