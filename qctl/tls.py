@@ -60,3 +60,31 @@ def context(files: TLSFiles) -> ssl.SSLContext:
 def _why(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason or exc).lower().replace("_", " ")
+
+
+def explain(text: str, files: TLSFiles | None = None) -> str | None:
+    """A hint for a TLS failure that a driver reported in ``text``, else None (``files``: what was given).
+
+    Drivers word these as connection errors ("Error 1 connecting to...", "cannot reach..."), whose
+    usual hint ("is the server running?") sends an operator the wrong way: the server answered,
+    and the handshake is what failed.
+    """
+    upper = text.upper()
+    if "CERTIFICATE_VERIFY_FAILED" in upper:
+        if "MISMATCH" in upper:
+            return "TLS: the server's certificate does not name the host in the URL"
+        if files is None:
+            trusted = "the CA file given (ca_file) or, without one, by the system's CAs"
+        else:
+            trusted = f"the CA file {files.ca_file!r}" if files.ca_file else "the system's CAs (no ca_file given)"
+        return f"TLS: the server's certificate is not signed by {trusted}; set ca_file to the CA that signed it"
+    if "CERTIFICATE_REQUIRED" in upper:
+        return "TLS: the server asks for a client certificate; set cert_file and key_file in the profile"
+    if "EOF OCCURRED IN VIOLATION OF PROTOCOL" in upper and (files is None or not files.cert_file):
+        return ("TLS: the server ended the handshake; if it asks for client certificates, set cert_file and "
+                "key_file in the profile")
+    if "WRONG_VERSION_NUMBER" in upper or "UNKNOWN_PROTOCOL" in upper:
+        return "TLS: that port does not speak TLS; check the port, or use the plain scheme"
+    if "SSL" in upper and ("ALERT" in upper or "HANDSHAKE" in upper):
+        return "TLS: the handshake failed; check ca_file, cert_file and key_file"
+    return None

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 from redis import exceptions as rex
 
+from qctl import tls
 from qctl.errors import BrokerUnavailable, QctlError, Unsupported, UsageError
+from qctl.options import TLSFiles
 from qctl.urls import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,8 +30,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def to_qctl_error(exc: BaseException, where: str) -> QctlError:
-    """The qctl error (and so the exit code) for a driver exception."""
+def to_qctl_error(exc: BaseException, where: str, tls_files: TLSFiles | None = None) -> QctlError:
+    """The qctl error (and so the exit code) for a driver exception; ``tls_files`` explain TLS failures."""
     text = redact(str(exc)) or type(exc).__name__
     if isinstance(exc, rex.NoPermissionError):
         return BrokerUnavailable(f"{where}: permission denied: {text}",
@@ -39,7 +41,8 @@ def to_qctl_error(exc: BaseException, where: str) -> QctlError:
         return BrokerUnavailable(f"{where}: authentication failed: {text}",
                                  hint="check the user and password in the URL or profile")
     if isinstance(exc, _UNAVAILABLE):
-        return BrokerUnavailable(f"{where}: {text}", hint="is the server running and reachable? (--timeout)")
+        hint = tls.explain(text, tls_files) or "is the server running and reachable? (--timeout)"
+        return BrokerUnavailable(f"{where}: {text}", hint=hint)
     if isinstance(exc, rex.ResponseError) and text.startswith("WRONGTYPE"):
         return Unsupported(f"{where}: a key has the wrong type for this operation: {text}")
     if isinstance(exc, rex.ResponseError):
@@ -48,13 +51,13 @@ def to_qctl_error(exc: BaseException, where: str) -> QctlError:
 
 
 @contextmanager
-def translating(where: str) -> Iterator[None]:
+def translating(where: str, tls_files: TLSFiles | None = None) -> Iterator[None]:
     try:
         yield
     except QctlError:
         raise
     except (rex.RedisError, OSError) as exc:
-        raise to_qctl_error(exc, where) from None
+        raise to_qctl_error(exc, where, tls_files) from None
 
 
 def translated(method: F) -> F:
@@ -62,7 +65,8 @@ def translated(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with translating(self.where):
+        options = getattr(self, "options", None)
+        with translating(self.where, getattr(options, "tls", None)):
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
