@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import pika.exceptions as pe
 from pika.adapters.utils import connection_workflow
 
+from qctl import tls
 from qctl.errors import BrokerUnavailable, QctlError, QueueNotFound, UsageError
 from qctl.urls import redact
 
@@ -61,8 +62,8 @@ def connection_error(exc: BaseException, where: str) -> QctlError:
                                  f"handshake in time", hint="is that port really AMQP, and the broker responsive? "
                                                             "(--timeout)")
     detail = redact(" ".join(str(exc).split())) or type(exc).__name__
-    return BrokerUnavailable(f"cannot reach RabbitMQ at {where}: {detail}",
-                             hint="is the broker running and the port right (AMQP default 5672)?")
+    hint = tls.explain(detail) or "is the broker running and the port right (AMQP default 5672)?"
+    return BrokerUnavailable(f"cannot reach RabbitMQ at {where}: {detail}", hint=hint)
 
 
 @contextmanager

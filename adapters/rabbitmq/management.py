@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
+from qctl import tls
 from qctl.adapters.rabbitmq.connection import tls_context, vhost_of
 from qctl.adapters.rabbitmq.errors import ManagementUnavailable
 from qctl.adapters.rabbitmq.policies import PolicyBook
@@ -70,6 +71,7 @@ class Management:
         password = own_password if own_user is not None else (options.url.password or "guest")
         self._auth = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
         self._context: ssl.SSLContext | None = tls_context(options) if self.base.startswith("https:") else None
+        self._tls = options.tls
         self._tags: frozenset[str] | None = None
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -92,9 +94,9 @@ class Management:
                                             hint="the user needs the 'management' (or 'monitoring') tag") from None
             raise ManagementUnavailable(f"the management API at {shown} answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ManagementUnavailable(f"the management API at {shown} is unreachable: {redact(str(reason))}",
-                                        hint=HINT) from None
+            reason = redact(str(getattr(exc, "reason", exc)))
+            raise ManagementUnavailable(f"the management API at {shown} is unreachable: {reason}",
+                                        hint=tls.explain(reason, self._tls) or HINT) from None
 
     def queue_names(self) -> list[str]:
         """Just the names of the vhost's queues (shell completion), the cheapest listing there is."""

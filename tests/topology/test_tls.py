@@ -189,6 +189,7 @@ class Refusal:
     change: Callable[[dict[str, Any], dict[str, Path]], dict[str, Any]]  # profile, files -> broken profile
     code: int
     names: str | None = None  # the file the error must name (a key of files)
+    says: str | None = None  # what the line must say (the cause, not "is the server running?")
     commands: tuple[tuple[str, ...], ...] = (("stats", "QUEUE"), ("peek", "QUEUE"))
 
 
@@ -216,7 +217,7 @@ def wrong_password(url: str) -> str:
 
 
 REFUSALS = [
-    Refusal("rabbitmq", "wrong CA", with_(ca_file="@other_ca"), 3),
+    Refusal("rabbitmq", "wrong CA", with_(ca_file="@other_ca"), 3, says="certificate is not signed by"),
     Refusal("rabbitmq", "wrong password", with_(url=wrong_password), 3),
     Refusal("rabbitmq", "missing CA file", with_(ca_file="@missing"), 2, names="missing"),
     Refusal("rabbitmq", "CA file not PEM", with_(ca_file="@garbage"), 2, names="garbage"),
@@ -228,8 +229,8 @@ REFUSALS = [
     Refusal("kafka-sasl", "wrong password", with_(password_env=None, url=lambda url: url.replace(
         "qctl@", f"qctl:{WRONG_PASSWORD}@")), 3, commands=(("stats", "QUEUE"), ("peek", "QUEUE"))),
     Refusal("kafka-sasl", "unreadable password file", with_(password_env=None, password_file="@missing"), 2),
-    Refusal("redis-mtls", "wrong CA", with_(ca_file="@other_ca"), 3),
-    Refusal("redis-mtls", "no client certificate", with_(cert_file=None, key_file=None), 3),
+    Refusal("redis-mtls", "wrong CA", with_(ca_file="@other_ca"), 3, says="certificate is not signed by"),
+    Refusal("redis-mtls", "no client certificate", with_(cert_file=None, key_file=None), 3, says="cert_file"),
     Refusal("redis-mtls", "missing client key", with_(key_file="@missing"), 2, names="missing"),
     Refusal("redis-mtls", "key of another certificate", with_(key_file="@other_key"), 2, names="other_key"),
 ]
@@ -253,4 +254,6 @@ def test_refusals_are_one_line_with_the_right_code_and_no_secret(
         line = debug_error(run, refusal.code) if "--debug" in argv else one_line_error(run, refusal.code)
         if refusal.names:
             assert str(files[refusal.names]) in line, run
+        if refusal.says:
+            assert refusal.says in line, run
         secrets_absent(run, SECRETS)
