@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -31,6 +32,13 @@ from tests.redis.driver import free_port
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 SEP = b"\x06\x16"
+
+
+def known_flags(**flags: Any) -> Capabilities:
+    """The flags qctl.testing knows of these (one it does not have yet is left out, so that these drivers run
+    with the suite both before and after it grows one: carries_timestamps is new)."""
+    known = {field.name for field in dataclasses.fields(Capabilities)}
+    return Capabilities(**{name: value for name, value in flags.items() if name in known})
 
 
 class LayoutDriver:
@@ -103,8 +111,8 @@ class RQDriver(LayoutDriver):
     ``Job._handle_failure`` does (status failed, score now + failure_ttl, origin = the queue)."""
 
     framework = "rq"
-    capabilities = Capabilities(backend="redis", queue_type="rq", dlq_suffix=":failed", carries_headers=False,
-                                dead_letter_metadata=True, missing_queue_is_empty=True)
+    capabilities = known_flags(backend="redis", queue_type="rq", dlq_suffix=":failed", carries_headers=False,
+                                dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
 
     def _job(self, pipe: Any, queue: str, body: bytes, *, failed: bool) -> bytes:
         job_id = str(uuid.uuid4()).encode()
@@ -137,15 +145,23 @@ class RQDriver(LayoutDriver):
         self.make_queue(source, [])
         self.make_queue(dlq, [Message(queue=dlq, position="", body=body) for body in bodies])
 
-    def contents(self, name: str) -> list[bytes]:
+    def _ids(self, name: str) -> list[bytes]:
         if name.endswith(":failed"):
-            ids = self.client.zrange(f"rq:failed:{name[: -len(':failed')]}", 0, -1)
-        else:
-            ids = self.client.lrange(f"rq:queue:{name}", 0, -1)
+            return list(self.client.zrange(f"rq:failed:{name[: -len(':failed')]}", 0, -1))
+        return list(self.client.lrange(f"rq:queue:{name}", 0, -1))
+
+    def contents(self, name: str) -> list[bytes]:
+        return [m.body for m in self.messages(name)]
+
+    def messages(self, name: str) -> list[Message]:
+        """The jobs with their bodies (``data``) and ids, as qctl names them (``properties.job_id``)."""
+        ids = self._ids(name)
         pipe = self.client.pipeline()
         for job_id in ids:
             pipe.hget(b"rq:job:" + job_id, "data")
-        return [zlib.decompress(data) for data in pipe.execute()]
+        return [Message(queue=name, position=str(i), body=zlib.decompress(data),
+                        properties={"job_id": job_id.decode()})
+                for i, (job_id, data) in enumerate(zip(ids, pipe.execute(), strict=True))]
 
     def delete(self, name: str) -> None:
         self.client.delete(f"rq:queue:{name}", f"rq:failed:{name}")
@@ -157,8 +173,8 @@ class BullMQDriver(LayoutDriver):
     ``moveToFinished`` does (finishedOn score, failedReason, attemptsMade)."""
 
     framework = "bullmq"
-    capabilities = Capabilities(backend="redis", queue_type="bullmq", dlq_suffix=":failed", carries_headers=False,
-                                dead_letter_metadata=True, missing_queue_is_empty=True)
+    capabilities = known_flags(backend="redis", queue_type="bullmq", dlq_suffix=":failed", carries_headers=False,
+                                dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
 
     def make_queue(self, name: str, messages: list[Message]) -> None:
         failed = name.endswith(":failed")
@@ -185,6 +201,10 @@ class BullMQDriver(LayoutDriver):
         self.make_queue(dlq, [Message(queue=dlq, position="", body=body) for body in bodies])
 
     def contents(self, name: str) -> list[bytes]:
+        return [m.body for m in self.messages(name)]
+
+    def messages(self, name: str) -> list[Message]:
+        """The jobs with their bodies (``data``), ids and names, as qctl shows them (``job_id``, ``task``)."""
         if name.endswith(":failed"):
             base = f"bull:{name[: -len(':failed')]}:"
             ids = self.client.zrange(base + "failed", 0, -1)
@@ -195,8 +215,10 @@ class BullMQDriver(LayoutDriver):
                    *self.client.zrange(base + "prioritized", 0, -1)]
         pipe = self.client.pipeline()
         for job_id in ids:
-            pipe.hget(base.encode() + job_id, "data")
-        return list(pipe.execute())
+            pipe.hmget(base.encode() + job_id, "data", "name")
+        return [Message(queue=name, position=str(i), body=data or b"",
+                        properties={"job_id": job_id.decode(), "task": (task or b"").decode()})
+                for i, (job_id, (data, task)) in enumerate(zip(ids, pipe.execute(), strict=True))]
 
     def delete(self, name: str) -> None:
         self.client.delete(f"bull:{name}:wait", f"bull:{name}:failed")

@@ -73,7 +73,8 @@ def test_purge_empties_every_priority_list(frameworks_env: dict[str, str], qctl:
     assert sum(db.llen(k) for k in [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]) == 0
 
 
-def test_tasks_moved_between_queues_keep_their_envelope_and_run(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
+def test_tasks_moved_between_queues_keep_their_envelope_and_run(frameworks_env: dict[str, str],
+                                                                qctl: QctlRunner) -> None:
     """A move rebuilds kombu's envelope from the headers and properties peek shows: the tasks still run."""
     url = layout_url(URL)
     queue, other = fixtures.unique_queue("ce", "celery"), fixtures.unique_queue("ce", "celery")

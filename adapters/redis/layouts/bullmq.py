@@ -8,7 +8,7 @@ its failed set (``--dead emails``).  BullMQ queue names cannot contain ``:``.
 
 A job is its hash: the body is ``data`` (JSON, as BullMQ stores it),
 ``properties`` hold ``job_id``, ``task`` (the job's name), the other hash
-fields as stored (``hash``) and a failed job's ``score``;
+fields as stored (``bullmq``) and a failed job's ``score``;
 ``dead_letter.reason`` is the error's first line (``TimeoutError: took too
 long``, from the last ``stacktrace`` entry; else ``failedReason``),
 ``delivery_count`` its ``attemptsMade``, ``timestamp`` the job's own.
@@ -46,6 +46,9 @@ from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken
 CHUNK = 300  # jobs per step: reprocessJob is about ten commands a job
 SUFFIXES = (b"meta", b"id")  # keys every BullMQ queue has (Queue writes meta, adding a job the id counter)
 STORED = (b"name", b"opts", b"timestamp", b"delay", b"priority")  # storeJob's fields, besides data
+RECORD = "bullmq"  # the property that holds the job hash's other fields, as stored: only a BullMQ job has it
+PROPERTIES = frozenset({"job_id", "queue", "task", RECORD, "score", "missing"})  # what peek shows
+FOREIGN_KEPT = frozenset({"job_id", "task"})  # another message's id and task name become the job's id and name
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,16 +269,26 @@ def _ids(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None
 class BullDestination:
     """A BullMQ queue (retries as Job.retry, other jobs added as addStandardJob) or its failed set."""
 
-    carries = Carries(properties=True, timestamp=True)  # its hash travels in the properties, its data as the body
-
     def __init__(self, layout: BullMQ, address: Address) -> None:
         self.layout = layout
         self.address = address
         self.queue = address.name
         self.base = layout.base(address.queue)
+        self.foreign = False  # a message that was not a BullMQ job was sent here
+        self.renamed = False  # a job whose id this queue could hand out again (or in use) got a new one
+
+    @property
+    def carries(self) -> Carries:
+        """A BullMQ job's hash travels in its properties, its data as the body.  A message that was not a
+        BullMQ job keeps its body, its time (the job's timestamp), its id and task name where free (the job's
+        id and name); its other properties have no place (the failed set keeps a score)."""
+        names = set(FOREIGN_KEPT | ({"score"} if self.address.failed else set()) if self.foreign else PROPERTIES)
+        if self.renamed:
+            names.discard("job_id")
+        return Carries(properties=True, property_names=frozenset(names), timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
-        stored = message.properties.get("hash")
+        stored = message.properties.get(RECORD)
         if isinstance(stored, dict) and stored.get("parentKey") and message.properties.get("queue") != \
                 self.address.queue:
             return "a BullMQ flow child (it has a parent): it can only be retried in its own queue"
@@ -285,16 +298,26 @@ class BullDestination:
         return sync_confirmed(ticket)
 
     def send(self, messages: Sequence[Message]) -> Sync:
+        self.foreign = self.foreign or any(not isinstance(m.properties.get(RECORD), dict) for m in messages)
+        wanted = [str(m.properties.get("job_id") or "") for m in messages]
+        replies = pipelined(self.layout.client, [("GET", self.base + b"id"),
+                                                 *(("EXISTS", self.base + w.encode()) for w in wanted)])
+        counter = number(replies[0]) or 0
+        kept = [not w or (not used and (number(w) is None or (number(w) or 0) <= counter))
+                for w, used in zip(wanted, replies[1:], strict=True)]
+        self.renamed = self.renamed or not all(kept)  # what @badd will decide too, in the step
         items = [Item(ops=[self._add(m)]) for m in messages]  # no check: @badd finds the job a free id
         done = steps.run(self.layout.client, items, macros=self.layout.macros) if items else []
         return Sync(list(done or [False] * len(items)))
 
     def _add(self, message: Message) -> Command:
-        stored = message.properties.get("hash")
+        stored = message.properties.get(RECORD)
         fields = {key_bytes(str(k)): header_bytes(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
-        fields.setdefault(b"name", b"qctl")
+        task = message.properties.get("task")
+        fields.setdefault(b"name", str(task).encode() if isinstance(task, str) and task else b"qctl")
         fields.setdefault(b"opts", b"{}")
-        fields.setdefault(b"timestamp", str(int(time.time() * 1000)).encode())
+        stamp = message.timestamp.timestamp() if message.timestamp is not None else time.time()
+        fields.setdefault(b"timestamp", str(int(stamp * 1000)).encode())
         fields.setdefault(b"delay", b"0")
         fields.setdefault(b"priority", b"0")
         fields[b"data"] = message.body
@@ -319,7 +342,7 @@ class BullDestination:
         for item in taken:
             from_queue = str(item.message.properties.get("queue") or "")
             from_base = self.layout.base(from_queue)
-            stored = item.message.properties.get("hash") or {}
+            stored = item.message.properties.get(RECORD) or {}
             opts = loads(str(stored.get("opts") or "{}")) if isinstance(stored, dict) else None
             lifo = bool(opts.get("lifo")) if isinstance(opts, dict) else False
             cmd = b"RPUSH" if lifo else b"LPUSH"
@@ -347,7 +370,7 @@ def job_message(name: str, queue: str, position: str, job_id: bytes, fields: dic
         properties["missing"] = True
         return Message(queue=name, position=position, body=b"", properties=properties)
     properties["task"] = text(fields.get(b"name"))
-    properties["hash"] = json_safe(fields, skip=b"data")
+    properties[RECORD] = json_safe(fields, skip=b"data")
     attempts = number(fields.get(b"atm"))
     dead = None
     reason = text(fields.get(b"failedReason"))

@@ -8,7 +8,7 @@ A job is its hash: the message body is ``data`` decompressed (the
 serializer's bytes: pickle, or JSON with RQ's JSON serializer), ``properties``
 hold ``job_id``, ``task`` and ``args`` (from ``description``, or read off the
 pickle with :mod:`pickletools`, which never imports or runs anything: RQ's
-data is never unpickled), the other hash fields as stored (``hash``) and the
+data is never unpickled), the other hash fields as stored (``rq``) and the
 latest entry of its results stream (``last_result``), so a backup restores
 the whole job.  ``dead_letter.reason`` is the last line of that entry's
 ``exc_string`` (``TimeoutError: took too long``), its queue ``origin``.
@@ -49,6 +49,9 @@ from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStat
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
 
 CHUNK = 500
+FOREIGN_KEPT = frozenset({"job_id"})
+RECORD = "rq"  # the property that holds the job hash's other fields, as stored: only an RQ job has it
+PROPERTIES = frozenset({"job_id", "task", "args", RECORD, "last_result", "score", "missing"})  # what peek shows
 EMPTY_EXC_INFO = zlib.compress(b"")  # what requeue writes: '' is not None (rq/job.py to_dict)
 DEFAULT_TIMEOUT = b"180"  # Queue.DEFAULT_TIMEOUT, set by _prepare_for_queue when the job has none
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -236,19 +239,28 @@ class RQDestination:
     """An RQ queue (jobs requeued as FailedJobRegistry.requeue does, or stored and enqueued) or its failed
     registry (a restore of its backup)."""
 
-    # A job's hash and results entry travel in its properties, its data as the body.
-    carries = Carries(properties=True, timestamp=True)
-
     def __init__(self, layout: RQ, address: Address) -> None:
         self.layout = layout
         self.keys = layout.keys
         self.address = address
         self.queue = address.name
+        self.foreign = False  # a message that was not an RQ job was sent here
+        self.renamed = False  # a job whose id was in use here got a new one
+
+    @property
+    def carries(self) -> Carries:
+        """An RQ job's hash and results entry travel in its properties, its data as the body.  A message that
+        was not an RQ job keeps its body, its id (as the job's) and its time (created_at and enqueued_at);
+        its other properties have no place (the failed registry keeps a score)."""
+        names = set(FOREIGN_KEPT | ({"score"} if self.address.failed else set()) if self.foreign else PROPERTIES)
+        if self.renamed:
+            names.discard("job_id")
+        return Carries(properties=True, property_names=frozenset(names), timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
         if message.properties.get("missing"):
             return "its RQ job hash is gone (expired or deleted): nothing left to retry"
-        stored = message.properties.get("hash")
+        stored = message.properties.get(RECORD)
         if isinstance(stored, dict) and stored.get("rate_limit_key") and stored.get("rate_limit_concurrency"):
             return "a rate-limited RQ job: RQ re-acquires its capacity on requeue; requeue it with RQ"
         return None
@@ -257,18 +269,24 @@ class RQDestination:
         return sync_confirmed(ticket)
 
     def send(self, messages: Sequence[Message]) -> Sync:
-        """Store each job (a job id already in use is refused) and enqueue it, as ``enqueue_job`` would."""
-        items = [self._stored(message) for message in messages]
+        """Store each job and enqueue it, as ``enqueue_job`` would.  A job keeps its id unless that id is in
+        use (a backup restored twice, into two queues): then the copy gets a new one."""
+        self.foreign = self.foreign or any(not isinstance(m.properties.get(RECORD), dict) for m in messages)
+        wanted = [str(m.properties.get("job_id") or "").encode() or uuid.uuid4().hex.encode() for m in messages]
+        taken = pipelined(self.layout.client, [("EXISTS", self.keys.job(job_id)) for job_id in wanted])
+        ids = [uuid.uuid4().hex.encode() if used else job_id for job_id, used in zip(wanted, taken, strict=True)]
+        self.renamed = self.renamed or any(taken)
+        items = [self._stored(message, job_id) for message, job_id in zip(messages, ids, strict=True)]
         done = steps.run(self.layout.client, items) if items else []
         return Sync(list(done or [False] * len(items)))
 
-    def _stored(self, message: Message) -> Item:
-        job_id = message.properties.get("job_id")
-        job_id_bytes = str(job_id).encode() if job_id else uuid.uuid4().hex.encode()
+    def _stored(self, message: Message, job_id_bytes: bytes) -> Item:
         job = self.keys.job(job_id_bytes)
-        stored = message.properties.get("hash")
+        stored = message.properties.get(RECORD)
         fields = {key_bytes(str(k)): header_bytes(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
         now = rq_now()
+        if not fields and message.timestamp is not None:  # not an RQ job: its own time becomes the job's
+            now = message.timestamp.astimezone(UTC).strftime(TIME_FORMAT).encode()
         for name in FIELD_ORDER:
             fields.setdefault(name, now if name == b"created_at" else b"")
         fields[b"data"] = zlib.compress(message.body)
@@ -314,7 +332,7 @@ class RQDestination:
             ("HSET", job, b"status", b"queued", b"started_at", b"", b"ended_at", b"", b"enqueued_at", now,
              b"exc_info", EMPTY_EXC_INFO, b"origin", target),
             ("HSETNX", job, b"timeout", DEFAULT_TIMEOUT)]
-        stored = taken.message.properties.get("hash")
+        stored = taken.message.properties.get(RECORD)
         ttl = number(stored.get("ttl")) if isinstance(stored, dict) else None
         if ttl is not None and ttl > 0:  # job.cleanup(ttl=job.ttl)
             ops += [("EXPIRE", job, ttl), ("EXPIRE", job + b":dependents", ttl),
@@ -368,7 +386,7 @@ def job_message(queue: str, position: str, job_id: bytes, fields: dict[bytes, by
     description = text(fields.get(b"description"))
     task, args = call_of(body, description)
     properties.update(task=task, args=args)
-    properties["hash"] = json_safe(fields, skip=b"data")
+    properties[RECORD] = json_safe(fields, skip=b"data")
     result_fields = result or {}
     if result_fields:
         properties["last_result"] = json_safe(result_fields)

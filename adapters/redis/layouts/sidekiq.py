@@ -40,6 +40,7 @@ from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken
 
 SETS = ("dead", "retry")
 QUEUES = b"queues"
+PROPERTIES = frozenset({"job_id", "task", "args", "retry_count", "score"})  # what peek shows, read from the JSON
 CHUNK = 500  # jobs per step (SADD + LPUSH each, plus the JSON): well under 20 ms
 
 # Per ZSCAN page: members of the set whose job JSON names queue ARGV[2]: {cursor, count, lowest score}.
@@ -236,12 +237,18 @@ class Sidekiq(Layout):
 class QueueDestination:
     """``queue:<name>``: jobs pushed as ``Sidekiq::Client`` would, redrives as ``SortedEntry#retry``."""
 
-    carries = Carries(properties=True, timestamp=True)  # a job's JSON carries everything it has
-
     def __init__(self, layout: Sidekiq, address: Address) -> None:
         self.layout = layout
         self.address = address
         self.queue = address.name
+        self.foreign = False  # a body that is not a Sidekiq job was sent here
+
+    @property
+    def carries(self) -> Carries:
+        """A Sidekiq job's JSON carries all it has (its enqueued_at too; a retry sets it anew, as Sidekiq's does);
+        what peek shows in properties is read from it.  A body that is not a job is pushed as it is: nothing
+        else of its message has a place."""
+        return Carries(properties=not self.foreign, property_names=PROPERTIES, timestamp=not self.foreign)
 
     def refusal(self, message: Message) -> str | None:
         return None
@@ -255,6 +262,7 @@ class QueueDestination:
         return message.body
 
     def send(self, messages: Sequence[Message]) -> Sync:
+        self.foreign = self.foreign or any(not isinstance(loads(m.body), dict) for m in messages)
         if messages:
             pipe = self.layout.client.pipeline(transaction=True)
             pipe.execute_command("SADD", QUEUES, key_bytes(self.queue))
@@ -288,7 +296,7 @@ class QueueDestination:
 class SetDestination:
     """``dead`` or ``retry`` as a target (a restore of a set's backup): members keep their score."""
 
-    carries = Carries(properties=True, timestamp=True)
+    carries = Carries(properties=True, property_names=PROPERTIES, timestamp=True)
 
     def __init__(self, layout: Sidekiq, address: Address) -> None:
         self.layout = layout
