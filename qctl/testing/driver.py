@@ -48,6 +48,10 @@ class Capabilities:
     restores_bare_rows: bool = True
     # With carries_properties: a per-message property the broker keeps, besides content_type.
     id_property: str = "message_id"
+    # Another backend's messages can be moved or restored into a queue make_queue made.  False (MQTT): such a
+    # queue is a retained tree, and a message needs a topic under it and its retain flag, which only MQTT
+    # messages carry; they go to a topic name instead, as live publishes (tests/mqtt/test_move.py).
+    accepts_foreign_messages: bool = True
 
 
 class Driver(Protocol):

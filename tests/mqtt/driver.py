@@ -194,7 +194,8 @@ class MQTTDriver:
     capabilities = Capabilities(backend="mqtt", queue_type="retained", dlq_suffix=".dlq", carries_headers=True,
                                 carries_properties=True, repeats_headers=True, dead_letter_metadata=False,
                                 missing_queue_is_empty=True, stats_lists_queues=False, dead_letters=False,
-                                restores_bare_rows=False, id_property="correlation_data")
+                                restores_bare_rows=False, id_property="correlation_data",
+                                accepts_foreign_messages=False)
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
