@@ -66,6 +66,7 @@ class BullMQ(Layout):
         super().__init__(*args, **kwargs)
         self.prefix = str(self.setting("prefix") or "bull").encode()
         self._modes: dict[str, str] = {}
+        self.read_pace = steps.Pace(fetch.PER_CALL)  # jobs per packed read
 
     def base(self, queue: str) -> bytes:
         return self.prefix + b":" + key_bytes(queue) + b":"
@@ -211,7 +212,7 @@ class BullMQ(Layout):
         base = self.base(address.queue)
 
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
-            jobs = fetch.hashes(self.client, [base + job_id for job_id, _, _ in rows])
+            jobs = fetch.hashes(self.client, [base + job_id for job_id, _, _ in rows], pace=self.read_pace)
             return [job_message(address.name, address.queue, position, job_id, fields,
                                 score if address.failed else None)
                     for (job_id, position, score), (fields, _) in zip(rows, jobs, strict=True)]

@@ -61,7 +61,7 @@ ENVELOPE = ("body", "content-encoding", "content-type", "headers", "properties")
 
 # Per HSCAN page of `unacked`: how many entries each (exchange, routing key) has.  Read-only decoding.
 UNACKED_COUNTS = """
-local reply = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 1000)
+local reply = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 300)
 local counts, out = {}, {reply[1]}
 local items = reply[2]
 for i = 2, #items, 2 do

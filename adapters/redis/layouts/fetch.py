@@ -19,14 +19,16 @@ from qctl.adapters.redis.layouts.steps import Pace
 
 PER_CALL = 100  # jobs per call to start with; then paced (layouts/steps.py) to a few milliseconds
 
-# KEYS: hash keys, then (when ARGV[1] == '1') one stream key per hash.  Per hash, one string: the sizes of
+# KEYS: hash keys, then (when ARGV[1] == '1') one stream key per hash.  Returns how long it ran (microseconds,
+# for the pace), then per hash one string: the sizes of
 # its pieces joined by ',' (the first says how many of them are the hash's fields and values, the rest are the
 # newest stream entry's), a ';', then the pieces themselves.  Two table.concat per job: the cheapest shape for
 # both sides (a nested reply costs Redis twice as much to build, and redis-py ten times as much to parse).
 PACKED = """
 local n = #KEYS
 if ARGV[1] == '1' then n = n / 2 end
-local out = {}
+local started = redis.call('TIME')
+local out = {0}
 for i = 1, n do
   local flat = redis.call('HGETALL', KEYS[i])
   local sizes, data = {#flat}, {}
@@ -43,8 +45,10 @@ for i = 1, n do
       end
     end
   end
-  out[i] = table.concat(sizes, ',') .. ';' .. table.concat(data)
+  out[i + 1] = table.concat(sizes, ',') .. ';' .. table.concat(data)
 end
+local ended = redis.call('TIME')
+out[1] = (ended[1] - started[1]) * 1000000 + ended[2] - started[2]
 return out
 """
 
@@ -62,9 +66,8 @@ def hashes(client: Client, keys: Sequence[bytes], streams: Sequence[bytes] | Non
         size = len(batch)
         if streams is not None:
             batch += list(streams[at:at + size])
-        args = ["1" if streams is not None else "0"]
-        blobs = pace.timed(lambda keys=batch, flags=args: scripts.run(client, PACKED, keys, flags),
-                           size)
+        micros, *blobs = scripts.run(client, PACKED, batch, ["1" if streams is not None else "0"])
+        pace.record(size, int(micros) / 1e6)
         found += [unpack(blob) for blob in blobs]
         at += size
     return found

@@ -61,6 +61,7 @@ FIELD_ORDER = (b"created_at", b"success_callback_name", b"failure_callback_name"
 # Queue.empty(), bounded: pop up to ARGV[2] ids (list: from the left) or the lowest-scored members (zset)
 # and delete each job's keys.  KEYS[1]: the list or zset.  ARGV: kind, n, job prefix, results prefix.
 PURGE = """
+local started = redis.call('TIME')
 local n = tonumber(ARGV[2])
 local ids
 if ARGV[1] == 'list' then
@@ -74,7 +75,8 @@ for i, id in ipairs(ids) do
   local job = ARGV[3] .. id
   redis.call('DEL', job, ARGV[4] .. id, job .. ':dependents', job .. ':dependencies')
 end
-return #ids
+local ended = redis.call('TIME')
+return {#ids, (ended[1] - started[1]) * 1000000 + ended[2] - started[2]}
 """
 
 
@@ -115,6 +117,7 @@ class RQ(Layout):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keys = Keys(str(self.setting("prefix") or "rq").encode())
+        self.read_pace = steps.Pace(fetch.PER_CALL)  # jobs per packed read
 
     def address(self, queue: str) -> Address:
         queue = self.dead_name(queue, ":failed")
@@ -184,7 +187,7 @@ class RQ(Layout):
     def _decoder(self, address: Address) -> sources.Decode:
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
             jobs = fetch.hashes(self.client, [self.keys.job(job_id) for job_id, _, _ in rows],
-                                [self.keys.results(job_id) for job_id, _, _ in rows])
+                                [self.keys.results(job_id) for job_id, _, _ in rows], self.read_pace)
             now = time.time()
             found: list[Message | None] = []
             for (job_id, position, score), (fields, result) in zip(rows, jobs, strict=True):
@@ -215,13 +218,15 @@ class RQ(Layout):
         key = self.key(address)
         total = self.depth(queue) if address.failed else int(command(self.client, "LLEN", key))
         purged = 0
+        pace = steps.Pace()
         while purged < total:
-            removed = int(scripts.run(self.client, PURGE, [key], [
-                "zset" if address.failed else "list", min(CHUNK, total - purged), self.keys.prefix + b":job:",
-                self.keys.prefix + b":results:"]))
-            if removed <= 0:
+            removed, micros = scripts.run(self.client, PURGE, [key], [
+                "zset" if address.failed else "list", min(pace.size, total - purged), self.keys.prefix + b":job:",
+                self.keys.prefix + b":results:"])
+            pace.record(int(removed), int(micros) / 1e6)
+            if int(removed) <= 0:
                 break
-            purged += removed
+            purged += int(removed)
         return PurgeResult(queue=queue, purged=purged)
 
     # --- writing ------------------------------------------------------------------------------------

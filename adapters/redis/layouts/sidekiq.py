@@ -46,7 +46,7 @@ CHUNK = 500  # jobs per step (SADD + LPUSH each, plus the JSON): well under 20 m
 # Per ZSCAN page: members of the set whose job JSON names queue ARGV[2]: {cursor, count, lowest score}.
 # With ARGV[3] == 'delete' they are removed too.  Read-only JSON decoding (cjson.decode never re-encodes).
 QUEUE_MEMBERS = """
-local reply = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', 500)
+local reply = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', 200)
 local count, low, doomed = 0, false, {}
 local items = reply[2]
 for i = 1, #items, 2 do

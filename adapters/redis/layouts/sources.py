@@ -131,8 +131,7 @@ class SetSource(Source):
         with translating(self.where):
             while len(done) < len(items):  # members are independent: a chunk may take several steps
                 batch = items[len(done): len(done) + self.pace.size]
-                done += self.pace.timed(lambda items=batch: steps.run(self.client, items, macros=self.macros),
-                                        len(batch)) or [False] * len(batch)
+                done += steps.run(self.client, batch, macros=self.macros, pace=self.pace) or [False] * len(batch)
         self._removed.update(item.handle for item, ok in zip(taken, done, strict=True) if ok)
         return done
 
@@ -189,9 +188,8 @@ class ListSource(Source):
                                   ops=list(ops[index])))
         tomb = TOMBSTONE_PREFIX + uuid.uuid4().hex.encode()
         with translating(self.where):
-            done = self.pace.timed(lambda: steps.run(self.client, items, list_key=self.key, end=self.end,
-                                                     offset=self._chunk_offset, tomb=tomb, macros=self.macros),
-                                   len(items))
+            done = steps.run(self.client, items, list_key=self.key, end=self.end, offset=self._chunk_offset,
+                             tomb=tomb, macros=self.macros, pace=self.pace)
         if done is None:
             return [False] * len(taken)  # a worker popped meanwhile: the chunk is not where it was read
         flags = {id(held): ok for (_, held), ok in zip(self._rows, done, strict=True) if held is not None}

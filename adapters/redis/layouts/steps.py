@@ -30,7 +30,6 @@ already did): a layout checks key types before it writes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from qctl.adapters.redis.connection import Client
 Command = tuple[Any, ...]
 
 GUARDED = """
+local started = redis.call('TIME')
 local lend, offset, n, tomb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local items, i = {}, 5
 for r = 1, n do
@@ -75,10 +75,10 @@ if lend ~= '' then
   local got
   if lend == 'R' then got = redis.call('LRANGE', KEYS[1], -offset - n, -offset - 1)
   else got = redis.call('LRANGE', KEYS[1], offset, offset + n - 1) end
-  if #got ~= n then return -1 end
+  if #got ~= n then return {-1, 0} end
   for r = 1, n do
     local item = lend == 'R' and got[n - r + 1] or got[r]
-    if item ~= items[r].token then return -1 end
+    if item ~= items[r].token then return {-1, 0} end
   end
 end
 for r = 1, n do
@@ -130,7 +130,8 @@ for r = 1, n do
     flags[r] = '0'
   end
 end
-return table.concat(flags)
+local ended = redis.call('TIME')
+return {table.concat(flags), (ended[1] - started[1]) * 1000000 + ended[2] - started[2]}
 """
 
 # A list chunk is no longer where it was read (a consumer popped meanwhile): nothing changed.
@@ -162,8 +163,9 @@ def script(macros: str = "") -> str:
 
 
 def run(client: Client, items: Sequence[Item], *, list_key: bytes | None = None, end: str = "",
-        offset: int = 0, tomb: bytes = b"", macros: str = "") -> list[bool] | None:
+        offset: int = 0, tomb: bytes = b"", macros: str = "", pace: Pace | None = None) -> list[bool] | None:
     """Run one step; per item whether its checks passed (and its commands ran), or None when a list chunk moved.
+    The step reports how long it ran on the server (``TIME`` at both ends): ``pace`` learns from that.
 
     An item without checks runs its commands unconditionally; one without checks or commands only holds
     its place in a list chunk (read, not chosen)."""
@@ -172,32 +174,29 @@ def run(client: Client, items: Sequence[Item], *, list_key: bytes | None = None,
     args: list[Any] = [end if list_key is not None else "", offset, len(items), tomb]
     for item in items:
         args += item.args()
-    reply = scripts.run(client, script(macros), [list_key] if list_key is not None else [], args)
-    if reply == MOVED_UNDER_US or reply is None:
+    reply, micros = scripts.run(client, script(macros), [list_key] if list_key is not None else [], args)
+    if pace is not None:
+        pace.record(len(items), int(micros) / 1e6)
+    if reply == MOVED_UNDER_US:
         return None
     text = reply.decode() if isinstance(reply, bytes) else str(reply)
     return [flag == "1" for flag in text]
 
 
 class Pace:
-    """How many jobs one step takes, adapted to how long steps take: a framework's job costs a few commands
-    to a few dozen (BullMQ's retry, a job with many fields), and a busy server is slower, so a fixed size
-    either crawls or blocks Redis.  The time is measured here, round trip included: an upper bound of what
-    the server spent, so the steps it allows stay under :data:`SLOWEST`."""
+    """How many jobs one step takes, adapted to how long steps take on the server: a framework's job costs a
+    few commands to a few dozen (BullMQ's retry, a job with many fields), and a busy server is slower, so a
+    fixed size either crawls or blocks Redis.  Scripts report their own run time (``TIME`` at both ends, what
+    SLOWLOG measures too), so the round trip does not shrink the steps; they stay near :data:`TARGET` and
+    well under SLOWLOG's 20 ms."""
 
-    TARGET = 0.004  # seconds a step should take
-    SLOWEST = 0.010  # over this, halve the size at once
+    TARGET = 0.005  # seconds a step should take on the server
+    SLOWEST = 0.012  # over this, cut the size at once
 
-    def __init__(self, size: int = 100, *, most: int = 1000, least: int = 5) -> None:
+    def __init__(self, size: int = 100, *, most: int = 2000, least: int = 5) -> None:
         self.size = size
         self.most = most
         self.least = least
-
-    def timed(self, run: Any, count: int) -> Any:
-        started = time.perf_counter()
-        result = run()
-        self.record(count, time.perf_counter() - started)
-        return result
 
     def record(self, count: int, seconds: float) -> None:
         if count < self.size // 2 and seconds < self.SLOWEST:
