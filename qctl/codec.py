@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,6 +20,10 @@ from qctl.models import DeadLetter, Message
 UTF8 = "utf-8"
 BASE64 = "base64"
 BASE64_KEY = "$base64"
+# One encoder for every line (json.dumps with ensure_ascii=False builds a new one per call); the values are
+# JSON-safe trees made here, never cyclic.
+_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_text: Any = json.encoder.encode_basestring  # a str as a JSON string, non-ASCII kept (C)
 
 
 def encode_bytes(data: bytes) -> tuple[str, str]:
@@ -108,6 +113,46 @@ def message_to_json(message: Message, *, pairs: bool = False) -> dict[str, Any]:
     return row
 
 
+def backup_line(message: Message) -> str:
+    """``json.dumps(message_to_json(message, pairs=True), ensure_ascii=False)``, the same text, built from
+    pieces: a backup writes a million of these, and this is about three times faster (a test compares them)."""
+    body, body_encoding = encode_bytes(message.body)
+    if message.key is None:
+        key = key_encoding = "null"
+    else:
+        key_text, key_kind = encode_bytes(message.key)
+        key, key_encoding = _text(key_text), _text(key_kind)
+    headers = message.headers
+    properties = message.properties
+    pairs = message.pairs()
+    stamp = message.timestamp
+    dead = message.dead_letter
+    return "".join((
+        '{"queue": ', _string(message.queue), ', "position": ', _string(message.position),
+        ', "partition": ', _integer(message.partition), ', "offset": ', _integer(message.offset),
+        ', "key": ', key, ', "key_encoding": ', key_encoding,
+        ', "headers": ', _dump({name: header_value(value) for name, value in headers.items()}) if headers else "{}",
+        ', "properties": ', _dump({name: header_value(value) for name, value in properties.items()})
+        if properties else "{}",
+        ', "body": ', _text(body), ', "body_encoding": ', _text(body_encoding),
+        ', "timestamp": ', "null" if stamp is None else _text(iso(stamp)),
+        ', "redelivered": ', _dump(message.redelivered), ', "delivery_count": ', _integer(message.delivery_count),
+        ', "dead_letter": ', "null" if dead is None else _dump({
+            "reason": dead.reason, "source_queue": dead.source_queue, "count": dead.count, "time": iso(dead.time)}),
+        ', "header_pairs": ', _dump([[name, header_value(value)] for name, value in pairs]) if pairs else "[]",
+        "}"))
+
+
+def _string(value: Any) -> str:
+    return _text(value) if type(value) is str else _dump(value)
+
+
+def _integer(value: Any) -> str:
+    if value is None:
+        return "null"
+    return int.__repr__(value) if type(value) is int else _dump(value)
+
+
 class BadRow(ValueError):
     """A backup or peek line that does not describe a message (the reader adds the line number)."""
 
@@ -126,35 +171,44 @@ def message_from_json(row: Any) -> Message:
 
     A row without ``properties`` is from a version-1 file: the names in :data:`LEGACY_PROPERTIES`
     move from its headers to its properties (except on Kafka rows, whose headers never held them).
+    A restore reads every line twice (checked, then published), so the common shapes take short paths.
     """
-    if not isinstance(row, Mapping):
+    if type(row) is not dict and not isinstance(row, Mapping):
         raise BadRow(f"expected a JSON object, got {type(row).__name__}")
+    get = row.get
     if "body" not in row:
         raise BadRow("no 'body' field")
-    body = _decoded(row.get("body"), row.get("body_encoding", UTF8), "body")
-    key = row.get("key")
-    headers = _mapping(row.get("headers"), "headers")
-    pairs = _pairs(row.get("header_pairs"))
-    properties = _mapping(row.get("properties"), "properties")
+    text, encoding = get("body"), get("body_encoding", UTF8)
+    if type(text) is str and (encoding == UTF8 or encoding is None):
+        body = text.encode(UTF8, "surrogatepass")
+    else:
+        body = _decoded(text, encoding, "body")
+    key = get("key")
+    headers = _mapping(get("headers"), "headers")
+    raw_pairs = get("header_pairs")
+    pairs = () if type(raw_pairs) is list and not raw_pairs else _pairs(raw_pairs)
+    properties = _mapping(get("properties"), "properties")
     if "properties" not in row:
-        headers, properties = _legacy_split(headers, row.get("partition") is not None)
-    dead = row.get("dead_letter")
+        headers, properties = _legacy_split(dict(headers), get("partition") is not None)
+    dead = get("dead_letter")
     if dead is not None and not isinstance(dead, Mapping):
         raise BadRow("'dead_letter' must be an object or null")
+    queue, position, stamp, redelivered = get("queue"), get("position"), get("timestamp"), get("redelivered")
+    partition, offset, count = get("partition"), get("offset"), get("delivery_count")
     try:
         return Message(
-            queue=str(row.get("queue") or ""),
-            position=str(row.get("position") or ""),
+            queue=queue if type(queue) is str else str(queue or ""),
+            position=position if type(position) is str else str(position or ""),
             body=body,
-            partition=_int_or_none(row.get("partition"), "partition"),
-            offset=_int_or_none(row.get("offset"), "offset"),
-            key=None if key is None else _decoded(key, row.get("key_encoding"), "key"),
+            partition=None if partition is None else _int_or_none(partition, "partition"),
+            offset=None if offset is None else _int_or_none(offset, "offset"),
+            key=None if key is None else _decoded(key, get("key_encoding"), "key"),
             headers=dict(pairs) if pairs is not None else headers,
             header_pairs=pairs,
             properties=properties,
-            timestamp=_time(row.get("timestamp"), "timestamp"),
-            redelivered=row.get("redelivered") if isinstance(row.get("redelivered"), bool) else None,
-            delivery_count=_int_or_none(row.get("delivery_count"), "delivery_count"),
+            timestamp=None if stamp is None else _time(stamp, "timestamp"),
+            redelivered=redelivered if isinstance(redelivered, bool) else None,
+            delivery_count=None if count is None else _int_or_none(count, "delivery_count"),
             dead_letter=None if not dead else DeadLetter(
                 reason=_text_or_none(dead.get("reason")),
                 source_queue=_text_or_none(dead.get("source_queue")),
@@ -180,6 +234,8 @@ def _decoded(text: Any, encoding: Any, what: str) -> bytes:
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if type(value) is dict:
+        return value  # used as it is (never changed here; a legacy split works on a copy)
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qctl.errors import QueueNotFound, Unsupported
-from qctl.mapping import Dropped
+from qctl.mapping import Dropped, keeps_everything
 from qctl.models import Message
 from qctl.pacing import RateLimiter
 from qctl.primitives import Carries, Destination, Reader, Taken
@@ -342,11 +342,11 @@ class Pass:
         message was delivered: a destination may take its shape from its first message (a new Redis key)."""
         if target not in carried:
             destination = self._destinations.get(target)
-            carried[target] = None if isinstance(destination, Exception) or destination is None else \
-                destination.carries
-        carries = carried[target]
-        if carries is not None:
-            self.tally.dropped.count(carries, message)
+            carries = None if isinstance(destination, Exception) or destination is None else destination.carries
+            carried[target] = None if carries is None or keeps_everything(carries) else carries
+        kept = carried[target]
+        if kept is not None:
+            self.tally.dropped.count(kept, message)
 
     # --- settling --------------------------------------------------------------
 
