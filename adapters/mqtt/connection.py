@@ -104,6 +104,7 @@ class Connection:
         wanted = str(options.setting("protocol", "auto")).strip().lower()
         if wanted not in ("auto", "5", "3.1.1", "311", "4"):
             raise UsageError(f"protocol must be 5 or 3.1.1, not {wanted!r}", hint="e.g. mqtt://host?protocol=3.1.1")
+        self.pinned = wanted != "auto"
         self.v5 = wanted == "5" or (wanted == "auto" and prefer_v5)
         self.client = self._connect(MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311)
         if self._refused_protocol() and wanted == "auto":
@@ -157,7 +158,7 @@ class Connection:
         assert self._connack is not None
         reason, properties = self._connack
         if reason >= 0x80 or reason == CLOSED_BEFORE_CONNACK:
-            raise connack_error(reason, self.where, v5=self.v5)
+            raise connack_error(reason, self.where, v5=self.v5, pinned=self.pinned)
         if properties is not None:
             self.limits = ServerLimits(
                 receive_maximum=int(getattr(properties, "ReceiveMaximum", 65_535)),

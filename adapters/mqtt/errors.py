@@ -33,7 +33,7 @@ CONNACK_REASONS = {
 CLOSED_BEFORE_CONNACK = -1  # the broker closed the connection without a CONNACK
 
 
-def connack_error(reason: int, where: str, *, v5: bool) -> QctlError:
+def connack_error(reason: int, where: str, *, v5: bool, pinned: bool = False) -> QctlError:
     if reason == CLOSED_BEFORE_CONNACK:
         return BrokerUnavailable(f"{where}: the broker closed the connection without answering the CONNECT",
                                  hint="is this a TLS port? (mqtts:// is TLS, mqtt:// plain TCP); check the port")
@@ -43,6 +43,9 @@ def connack_error(reason: int, where: str, *, v5: bool) -> QctlError:
     if reason == 0x85:
         return BrokerUnavailable(f"{where}: the broker refused the client id: {text}",
                                  hint="some brokers limit client ids (length, characters, a prefix)")
+    if reason == 0x84 and pinned:
+        return BrokerUnavailable(f"{where}: the broker does not speak MQTT {'5' if v5 else '3.1.1'}",
+                                 hint="leave out ?protocol= and qctl tries both")
     if reason == 0x84:
         return BrokerUnavailable(f"{where}: the broker speaks neither MQTT 5 nor 3.1.1",
                                  hint="qctl needs an MQTT 3.1.1 or 5 broker")

@@ -92,3 +92,44 @@ class CountingProxy:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class RefusesMQTT5(CountingProxy):
+    """In front of the real broker, answers an MQTT 5 CONNECT as a 3.1.1-only broker does (CONNACK return code
+    1, "unacceptable protocol version", then close) and passes any other connection through: the one thing
+    the harness's mosquitto, which speaks both, cannot show."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.levels: list[int] = []
+        super().__init__(host, port)
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._first_packet, args=(client,), daemon=True).start()
+
+    def _first_packet(self, client: socket.socket) -> None:
+        data = b""
+        while len(data) < 16:  # fixed header, remaining length, "MQTT" and the protocol level
+            chunk = client.recv(16 - len(data))
+            if not chunk:
+                client.close()
+                return
+            data += chunk
+        index = 1
+        while data[index] & 0x80:
+            index += 1
+        level = data[index + 7]
+        with self.lock:
+            self.levels.append(level)
+        if level == 5:
+            client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+            client.close()
+            return
+        upstream = socket.create_connection(self.target)
+        upstream.sendall(data)
+        threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 
 from qctl.testing.runner import QctlRunner
 from tests.mqtt.driver import Client, MQTTDriver
-from tests.mqtt.proxy import SUBSCRIBE, CountingProxy
+from tests.mqtt.proxy import SUBSCRIBE, CountingProxy, RefusesMQTT5
 
 BIG = 10_000
 
@@ -211,6 +211,22 @@ def test_mqtt_3_1_1_reads_and_purges_without_properties(mqtt_driver: MQTTDriver,
     run = qctl("purge", "-u", url, "--yes", "-o", "json", tree)
     assert run.rc == 0 and run.json()["purged"] == 1, run
     assert mqtt_driver.contents(tree) == []
+
+
+def test_a_broker_that_refuses_mqtt_5_gets_3_1_1(mqtt_driver: MQTTDriver, mqtt_url: str, qctl: QctlRunner,
+                                                 tree: str) -> None:
+    from qctl.urls import parse
+
+    base = mqtt_driver.base(tree)
+    mqtt_driver.client.wait([mqtt_driver.client.publish(f"{base}/x", b"old broker", retain=True)])
+    url = parse(mqtt_url)
+    with RefusesMQTT5(url.host, url.port or 1883) as old:
+        run = qctl("peek", "-u", old.url(), "-o", "json", tree)
+        assert run.rc == 0 and [(r["body"], r["properties"]) for r in run.json()] == [
+            ("old broker", {"retain": True})], run
+        assert old.levels == [5, 4]  # asked for MQTT 5, was refused, came back with 3.1.1
+        pinned = qctl("peek", "-u", old.url() + "/?protocol=5", tree)
+        assert pinned.rc == 3 and "does not speak MQTT 5" in pinned.err, pinned
 
 
 def test_filters_are_checked_before_anything_is_sent(mqtt_driver: MQTTDriver, qctl: QctlRunner) -> None:
