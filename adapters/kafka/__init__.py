@@ -1,4 +1,4 @@
-"""Apache Kafka (>= 3.x, KRaft or ZooKeeper): admin through kafka-python, records through librdkafka.
+"""Apache Kafka (>= 3.x, KRaft or ZooKeeper): admin questions and records alike through librdkafka.
 
 Features
     stats: depth Σ(end − start), lag per consumer group (idle groups included),

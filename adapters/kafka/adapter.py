@@ -1,8 +1,7 @@
-"""KafkaAdapter: admin questions through kafka-python's admin client, records through librdkafka."""
+"""KafkaAdapter: admin questions and records alike through librdkafka (confluent-kafka)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,7 +13,6 @@ from qctl.adapters.kafka import purge as purging
 from qctl.adapters.kafka import rdkafka
 from qctl.adapters.kafka import stats as statistics
 from qctl.adapters.kafka.cluster import Cluster
-from qctl.adapters.kafka.connection import admin_client, translated
 from qctl.adapters.kafka.destination import KafkaDestination
 from qctl.adapters.kafka.reader import KafkaReader
 from qctl.errors import UsageError
@@ -42,7 +40,7 @@ class KafkaAdapter(Adapter):
     @property
     def cluster(self) -> Cluster:
         if self._admin is None:  # connect on first use, so a usage error needs no broker
-            self._admin = admin_client(self.options)
+            self._admin = rdkafka.admin(self.options)
         return Cluster(self._admin, self.options.timeout)
 
     def stats(self, patterns: Sequence[str], *, groups: bool = False) -> list[QueueStats]:
@@ -50,10 +48,7 @@ class KafkaAdapter(Adapter):
                                   include_internal=self.options.include_internal, naming=self.options.dead_letter)
 
     def names(self, prefix: str) -> list[str]:
-        admin: Any = importlib.import_module("confluent_kafka.admin")
-        with rdkafka.translated("cannot list topics"):
-            topics = admin.AdminClient(rdkafka.settings(self.options)).list_topics(timeout=self.options.timeout).topics
-        return [name for name in topics if name.startswith(prefix) and not name.startswith("__")]
+        return [name for name in self.cluster.partitions() if name.startswith(prefix) and not name.startswith("__")]
 
     def depth(self, queue: str) -> int:
         cluster = self.cluster
@@ -89,7 +84,4 @@ class KafkaAdapter(Adapter):
         if producer is not None:
             with rdkafka.translated("cannot close the producer"):
                 producer.flush(self.options.timeout)
-        if self._admin is not None:
-            admin, self._admin = self._admin, None
-            with translated("cannot close the admin client"):
-                admin.close()
+        self._admin = None  # librdkafka's admin client has no close: dropping it closes its connections

@@ -1,9 +1,13 @@
-"""Topic metadata and offsets, read in batches through the admin client.
+"""Topic metadata, offsets, groups and configs, asked in batches through librdkafka's admin client.
 
-One Metadata request for the topics, one ListOffsets per partition leader for
-start/end offsets (kafka-python's ``list_partition_offsets`` groups by leader),
-and committed offsets for many groups in one OffsetFetch per coordinator
-(``list_group_offsets`` with a dict of groups).  Nothing here is per partition.
+One Metadata request for the topics (``describe_topics`` for named ones: it never
+asks the broker to auto-create them), one ListOffsets per partition leader for
+start or end offsets (librdkafka groups ``list_offsets`` by leader; start and end
+are asked at the same time), one DeleteRecords per leader.  Committed offsets and
+group members are one OffsetFetch and one DescribeGroups per group, all groups'
+requests in flight at once (librdkafka takes one group per call); nothing here is
+per partition.  Every future is waited on inside :func:`rdkafka.translated`, so a
+driver error becomes a qctl error.
 """
 
 from __future__ import annotations
@@ -13,28 +17,45 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from qctl.adapters.kafka.connection import translated
+from qctl.adapters.kafka import rdkafka
 from qctl.errors import QueueNotFound
 
-UNKNOWN_TOPIC = 3  # Kafka error code UNKNOWN_TOPIC_OR_PARTITION
 DEFAULT_MAX_MESSAGE_BYTES = 1048588  # the broker default of message.max.bytes
-COORDINATOR_RETRY_S = 0.3
+RETRY_S = 0.3
 T = TypeVar("T")
+
+
+def admin_module() -> Any:
+    import confluent_kafka.admin
+
+    return confluent_kafka.admin
 
 
 def coordinator_call(call: Callable[[], T], timeout: float) -> T:
     """Retry a group call while the coordinator is loading or not yet elected (fresh clusters), up to ``timeout``."""
-    from kafka import errors
+    ck = rdkafka.library()
+    return _retried(call, {ck.KafkaError.COORDINATOR_NOT_AVAILABLE, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                           ck.KafkaError.NOT_COORDINATOR}, timeout)
 
+
+def leader_call(call: Callable[[], T], timeout: float) -> T:
+    """Retry a partition call while leadership moves (a topic just created, a broker restarting), up to ``timeout``:
+    kafka-python refreshed its metadata and retried these by itself, librdkafka's admin calls report them."""
+    ck = rdkafka.library()
+    return _retried(call, {ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE,
+                           ck.KafkaError.FENCED_LEADER_EPOCH, ck.KafkaError.UNKNOWN_LEADER_EPOCH}, timeout)
+
+
+def _retried(call: Callable[[], T], waiting: set[Any], timeout: float) -> T:
+    ck = rdkafka.library()
     deadline = time.monotonic() + timeout
     while True:
         try:
             return call()
-        except (errors.CoordinatorNotAvailableError, errors.CoordinatorLoadInProgressError,
-                errors.NotCoordinatorError):
-            if time.monotonic() + COORDINATOR_RETRY_S > deadline:
+        except ck.KafkaException as exc:
+            if rdkafka.code_of(exc) not in waiting or time.monotonic() + RETRY_S > deadline:
                 raise
-            time.sleep(COORDINATOR_RETRY_S)
+            time.sleep(RETRY_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +75,7 @@ def is_internal(name: str) -> bool:
 
 
 class Cluster:
-    """Read-only questions about topics and groups, answered with few requests."""
+    """Read-only questions about topics and groups (and DeleteRecords), answered with few requests."""
 
     def __init__(self, admin: Any, timeout: float = 10.0) -> None:
         self.admin = admin
@@ -62,76 +83,110 @@ class Cluster:
 
     def partitions(self, topics: Sequence[str] | None = None) -> dict[str, list[int]]:
         """Partition ids of ``topics`` (every topic when None); missing topics are left out."""
-        with translated("cannot read topic metadata"):
-            described = self.admin.describe_topics(list(topics) if topics is not None else None)
-        found: dict[str, list[int]] = {}
-        for topic in described:
-            if topic["error_code"] == UNKNOWN_TOPIC:
-                continue
-            found[topic["name"]] = sorted(p["partition_index"] for p in topic["partitions"])
-        return found
+        if topics is not None:
+            return {topic: [tp.partition for tp in found] for topic in topics
+                    if (found := self._described(topic)) is not None}
+        with rdkafka.translated("cannot read topic metadata"):
+            metadata = self.admin.list_topics(timeout=self.timeout)
+        return {name: sorted(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+
+    def _described(self, topic: str) -> list[Any] | None:
+        ck = rdkafka.library()
+        with rdkafka.translated("cannot read topic metadata"):
+            future = self.admin.describe_topics(ck.TopicCollection([topic]), request_timeout=self.timeout)[topic]
+            try:
+                described = future.result()
+            except ck.KafkaException as exc:
+                if rdkafka.code_of(exc) == ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    return None
+                raise
+        return [ck.TopicPartition(topic, p.id) for p in sorted(described.partitions, key=lambda p: p.id)]
 
     def topic_partitions(self, topic: str) -> list[Any]:
         """TopicPartitions of one topic; QueueNotFound when it does not exist."""
-        from kafka import TopicPartition
-
-        partitions = self.partitions([topic]).get(topic)
-        if partitions is None:
+        found = self._described(topic)
+        if found is None:
             raise QueueNotFound(f"topic {topic!r} not found",
                                 hint="'qctl stats' lists the topics; auto-creation is never used")
-        return [TopicPartition(topic, partition) for partition in partitions]
+        return found
 
-    def offsets(self, tps: Iterable[Any], spec: Any) -> dict[Any, int]:
-        """``spec`` (OffsetSpec or a timestamp in ms) resolved per partition, batched per leader."""
+    def _offsets(self, wanted: Mapping[Any, Any]) -> dict[Any, Any]:
+        """Futures of ListOffsets for ``{TopicPartition: OffsetSpec}``, batched per leader by librdkafka."""
+        return dict(self.admin.list_offsets(dict(wanted), request_timeout=self.timeout)) if wanted else {}
+
+    @staticmethod
+    def _results(futures: Mapping[Any, Any]) -> dict[Any, int]:
+        return {tp: int(future.result().offset) for tp, future in futures.items()}
+
+    def offsets(self, tps: Iterable[Any], millis: int) -> dict[Any, int]:
+        """The first offset at or after ``millis`` per partition (-1: none), batched per leader."""
+        spec = admin_module().OffsetSpec.for_timestamp(millis)
         wanted = {tp: spec for tp in tps}
-        if not wanted:
-            return {}
-        with translated("cannot list partition offsets"):
-            found = self.admin.list_partition_offsets(wanted)
-        return {tp: result.offset for tp, result in found.items()}
+        with rdkafka.translated("cannot list partition offsets"):
+            return leader_call(lambda: self._results(self._offsets(wanted)), self.timeout)
 
     def bounds(self, tps: Iterable[Any]) -> dict[Any, Bounds]:
-        from kafka.admin import OffsetSpec
-
+        spec = admin_module().OffsetSpec
         tps = list(tps)
-        starts = self.offsets(tps, OffsetSpec.EARLIEST)
-        ends = self.offsets(tps, OffsetSpec.LATEST)
-        return {tp: Bounds(starts[tp], ends[tp]) for tp in tps}
+
+        def ask() -> dict[Any, Bounds]:
+            starts = self._offsets({tp: spec.earliest() for tp in tps})  # both in flight at once
+            ends = self._offsets({tp: spec.latest() for tp in tps})
+            first, last = self._results(starts), self._results(ends)
+            return {tp: Bounds(first[tp], last[tp]) for tp in tps}
+
+        with rdkafka.translated("cannot list partition offsets"):
+            return leader_call(ask, self.timeout)
 
     def groups(self) -> list[str]:
         """Every consumer group id (classic and KIP-848 consumer groups), one ListGroups per broker."""
-        with translated("cannot list consumer groups"):
-            listed = self.admin.list_groups()
-        return sorted({group["group_id"] for group in listed
-                       if group.get("protocol_type") in ("consumer", "")})
+        with rdkafka.translated("cannot list consumer groups"):
+            listed = self.admin.list_consumer_groups(request_timeout=self.timeout).result()
+        return sorted({group.group_id for group in listed.valid})
 
     def committed(self, groups: Mapping[str, Sequence[Any] | None]) -> dict[str, dict[Any, int]]:
-        """Committed offsets per group (``None`` = all of the group's partitions), one request per coordinator."""
+        """Committed offsets per group (``None`` = all of the group's partitions), every group's OffsetFetch in
+        flight at once."""
         if not groups:
             return {}
-        with translated("cannot read committed offsets"):
-            specs = {group: list(tps) if tps is not None else None for group, tps in groups.items()}
-            fetched = coordinator_call(lambda: self.admin.list_group_offsets(specs), self.timeout)
-        return {group: {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-                for group, offsets in fetched.items()}
+        ck = rdkafka.library()
+
+        def fetch() -> dict[str, dict[Any, int]]:
+            futures = {}
+            for group, tps in groups.items():
+                if tps is not None and not tps:
+                    continue  # no partitions asked: nothing committed to tell
+                request = ck.ConsumerGroupTopicPartitions(group, None if tps is None else [
+                    ck.TopicPartition(tp.topic, tp.partition) for tp in tps])
+                futures[group] = self.admin.list_consumer_group_offsets([request],
+                                                                       request_timeout=self.timeout)[group]
+            return {group: {ck.TopicPartition(tp.topic, tp.partition): tp.offset
+                            for tp in future.result().topic_partitions if tp.offset >= 0 and tp.error is None}
+                    for group, future in futures.items()}
+
+        with rdkafka.translated("cannot read committed offsets"):
+            return coordinator_call(fetch, self.timeout)
 
     def members(self, groups: Sequence[str]) -> dict[str, list[Any]]:
-        """Members of each group (with decoded subscriptions and assignments), one request per coordinator."""
+        """Members of each group (librdkafka's MemberDescription: client, host, assigned partitions)."""
         if not groups:
             return {}
-        with translated("cannot describe consumer groups"):
-            described = coordinator_call(lambda: self.admin.describe_groups(list(groups)), self.timeout)
-        return {group: list(info.get("members") or []) for group, info in described.items()}
+
+        def describe() -> dict[str, list[Any]]:
+            futures = self.admin.describe_consumer_groups(list(groups), request_timeout=self.timeout)
+            return {group: list(future.result().members or []) for group, future in futures.items()}
+
+        with rdkafka.translated("cannot describe consumer groups"):
+            return coordinator_call(describe, self.timeout)
 
     def topic_config(self, topic: str, name: str) -> str | None:
         """One setting of a topic as the broker applies it (its own, or the broker's default)."""
-        from kafka.admin import ConfigResource, ConfigResourceType
-
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, [name])
-        with translated(f"cannot read the configuration of {topic!r}"):
-            described = self.admin.describe_configs([resource], config_filter="all")
-        value = described.get("topic", {}).get(topic, {}).get(name, {}).get("value")
-        return None if value is None else str(value)
+        admin = admin_module()
+        resource = admin.ConfigResource(admin.ResourceType.TOPIC, topic)
+        with rdkafka.translated(f"cannot read the configuration of {topic!r}"):
+            described = self.admin.describe_configs([resource], request_timeout=self.timeout)[resource].result()
+        entry = described.get(name)
+        return None if entry is None or entry.value is None else str(entry.value)
 
     def cleanup_policy(self, topic: str) -> str:
         return self.topic_config(topic, "cleanup.policy") or "delete"
@@ -139,3 +194,15 @@ class Cluster:
     def max_message_bytes(self, topic: str) -> int:
         value = self.topic_config(topic, "max.message.bytes")
         return int(value) if value and value.isdigit() else DEFAULT_MAX_MESSAGE_BYTES
+
+    def delete_records(self, upto: Mapping[Any, int], what: str) -> None:
+        """DeleteRecords before ``upto[tp]`` in each partition, one request per leader; waits for every one."""
+        if not upto:
+            return
+        ck = rdkafka.library()
+        with rdkafka.translated(what):
+            futures = self.admin.delete_records([ck.TopicPartition(tp.topic, tp.partition, offset)
+                                                 for tp, offset in upto.items()],
+                                                request_timeout=self.timeout, operation_timeout=self.timeout)
+            for future in futures.values():
+                future.result()

@@ -1,9 +1,11 @@
 """Consumer groups per topic: which groups read a topic, their lag and their members.
 
 A group "consumes" a topic when it has committed offsets on it or when one of
-its members subscribes to it or is assigned one of its partitions, so a group
-with no active members still counts (its lag keeps growing) and a brand-new
-group shows up before its first commit.  A partition the group never committed
+its members is assigned one of its partitions, so a group with no active
+members still counts (its lag keeps growing) and a brand-new group shows up
+before its first commit.  librdkafka describes a member by its assignment, not
+its subscription: a member subscribed to a topic but given none of its
+partitions (more members than partitions) is not counted as its consumer.  A partition the group never committed
 counts from the log start: the records there are waiting for it.
 """
 
@@ -24,25 +26,13 @@ class GroupOnTopic:
     committed: int  # Σ committed offsets on the topic (a partition never committed: its log start)
 
 
-def member_topics(member: Mapping[str, Any]) -> set[str]:
-    """Topics a group member subscribes to or is assigned (decoded by kafka-python, dict or object)."""
+def member_topics(member: Any) -> set[str]:
+    """Topics a group member is assigned partitions of (librdkafka's MemberDescription: the current
+    assignment, and for KIP-848 consumer groups the target one too)."""
     topics: set[str] = set()
-    assignment = member.get("member_assignment")
-    for item in _field(assignment, "assigned_partitions") or []:
-        topic = _field(item, "topic")
-        if topic is None and isinstance(item, (list, tuple)) and item:
-            topic = item[0]
-        if topic:
-            topics.add(str(topic))
-    subscription = member.get("member_metadata")
-    topics.update(str(topic) for topic in (_field(subscription, "topics") or []))
+    for assignment in (getattr(member, "assignment", None), getattr(member, "target_assignment", None)):
+        topics.update(str(tp.topic) for tp in getattr(assignment, "topic_partitions", None) or [])
     return topics
-
-
-def _field(value: Any, name: str) -> Any:
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return getattr(value, name, None)
 
 
 def groups_by_topic(cluster: Cluster, bounds: Mapping[Any, Bounds],
@@ -71,7 +61,7 @@ def groups_by_topic(cluster: Cluster, bounds: Mapping[Any, Bounds],
     return by_topic
 
 
-def _members_per_topic(members: Sequence[Mapping[str, Any]], wanted: set[str]) -> dict[str, int]:
+def _members_per_topic(members: Sequence[Any], wanted: set[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for member in members:
         for topic in member_topics(member) & wanted:

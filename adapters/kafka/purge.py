@@ -10,7 +10,6 @@ only cannot delete records: UsageError (exit 2).
 from __future__ import annotations
 
 from qctl.adapters.kafka.cluster import Cluster
-from qctl.adapters.kafka.connection import translated
 from qctl.errors import UsageError
 from qctl.models import PurgeResult
 
@@ -27,7 +26,5 @@ def purge(cluster: Cluster, topic: str, timeout: float) -> PurgeResult:
     check_deletable(cluster, topic)
     bounds = cluster.bounds(tps)
     deletions = {tp: bound.end for tp, bound in bounds.items() if bound.end > bound.start}
-    if deletions:
-        with translated(f"cannot delete records from {topic!r}"):
-            cluster.admin.delete_records(deletions, timeout_ms=int(timeout * 1000))
+    cluster.delete_records(deletions, f"cannot delete records from {topic!r}")
     return PurgeResult(queue=topic, purged=sum(bounds[tp].depth for tp in deletions))

@@ -10,7 +10,7 @@ and ``-original-timestamp`` (8-byte longs), ``-exception-message`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,60 +25,57 @@ CONNECT_MESSAGE = "__connect.errors.exception.message"
 CONNECT_CLASS = "__connect.errors.exception.class.name"
 
 
-def last_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes | None]:
-    """Headers by name; Kafka allows repeats and the last one wins (as Spring reads them)."""
-    return {name: value for name, value in headers or ()}
-
-
-def text(value: bytes | None) -> str | None:
+def _header(value: bytes | None) -> Any:
+    """A header value as JSON-safe text: UTF-8 (nearly always) without the general converter's checks."""
     if value is None:
         return None
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        return None
-
-
-def original_topic(headers: Mapping[str, bytes | None]) -> str | None:
-    """The topic a dead letter came from, per Spring's or Kafka Connect's headers."""
-    return text(headers.get(SPRING_TOPIC)) or text(headers.get(CONNECT_TOPIC)) or None
-
-
-def dead_letter(headers: Mapping[str, bytes | None], timestamp: datetime | None) -> DeadLetter | None:
-    source = original_topic(headers)
-    reason = (text(headers.get(SPRING_MESSAGE)) or text(headers.get(CONNECT_MESSAGE))
-              or text(headers.get(SPRING_FQCN)) or text(headers.get(CONNECT_CLASS)))
-    if source is None and reason is None:
-        return None
-    # The dead-letter record is written when the failure happened: its own timestamp is that time.
-    return DeadLetter(reason=reason, source_queue=source, count=None, time=timestamp)
-
-
-def moment(millis: int | None) -> datetime | None:
-    if millis is None or millis < 0:
-        return None
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+        return header_value(value)
 
 
 def to_message(record: Any) -> Message:
     """A confluent-kafka Message as the qctl Message that peek prints and passes carry.
 
     Every header is kept in order (``header_pairs``: Kafka allows repeats); ``headers`` keeps the last
-    value of each name.  A record without a value (a tombstone) has an empty body."""
-    raw = record.headers() or []
-    pairs = tuple((name, header_value(value)) for name, value in raw)
+    value of each name.  A record without a value (a tombstone) has an empty body.  Called once a
+    record (peek ``-n 1000000`` calls it a million times), hence no general helpers on the way."""
+    raw = record.headers()
     kind, millis = record.timestamp()
-    stamp = moment(millis) if kind else None
+    stamp = datetime.fromtimestamp(millis / 1000, tz=UTC) if kind and millis >= 0 else None
     value = record.value()
-    return Message(
-        queue=record.topic(),
-        position=f"{record.partition()}:{record.offset()}",
-        body=value if value is not None else b"",
-        partition=record.partition(),
-        offset=record.offset(),
-        key=record.key(),
-        headers=dict(pairs),
-        header_pairs=pairs,
-        timestamp=stamp,
-        dead_letter=dead_letter(last_headers(raw), stamp),
-    )
+    partition, offset = record.partition(), record.offset()
+    if raw:
+        pairs = tuple([(name, _header(item)) for name, item in raw])
+        headers = dict(pairs)
+        dead = None if _DEAD_LETTER_HEADERS.isdisjoint(headers) else _dead_letter(headers, stamp)
+    else:
+        pairs, headers, dead = (), {}, None
+    return Message(queue=record.topic(), position=f"{partition}:{offset}", body=value if value is not None else b"",
+                   partition=partition, offset=offset, key=record.key(), headers=headers, header_pairs=pairs,
+                   timestamp=stamp, dead_letter=dead)
+
+
+_DEAD_LETTER_HEADERS = frozenset({SPRING_TOPIC, CONNECT_TOPIC, SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN,
+                                  CONNECT_CLASS})
+
+
+def _dead_letter(headers: Mapping[str, Any], stamp: datetime | None) -> DeadLetter | None:
+    """Spring's or Kafka Connect's dead-letter headers (the last of each name, as Spring reads them), from
+    headers already converted by :func:`_header`: text where the bytes were UTF-8."""
+    source = _first_text(headers, (SPRING_TOPIC, CONNECT_TOPIC))
+    reason = _first_text(headers, (SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN, CONNECT_CLASS))
+    if source is None and reason is None:
+        return None
+    # The dead-letter record is written when the failure happened: its own timestamp is that time.
+    return DeadLetter(reason=reason, source_queue=source, count=None, time=stamp)
+
+
+def _first_text(headers: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` whose header is non-empty text (not base64: the bytes were not UTF-8)."""
+    for name in names:
+        value = headers.get(name)
+        if value and type(value) is str:
+            return value
+    return None

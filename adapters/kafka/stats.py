@@ -15,6 +15,7 @@ import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from qctl.adapters.kafka import rdkafka
 from qctl.adapters.kafka.ages import oldest_ages
 from qctl.adapters.kafka.cluster import Bounds, Cluster, is_internal
 from qctl.adapters.kafka.groups import GroupOnTopic, groups_by_topic
@@ -54,7 +55,7 @@ def dead_letter_topics(topics: Sequence[str], existing: set[str], naming: DeadLe
 
 def collect(cluster: Cluster, options: ConnectOptions, patterns: Sequence[str], *, groups: bool,
             include_internal: bool, naming: DeadLetterNaming) -> list[QueueStats]:
-    from kafka import TopicPartition
+    TopicPartition = rdkafka.library().TopicPartition
 
     partitions = cluster.partitions()
     topics = select_topics(list(partitions), patterns, include_internal)
