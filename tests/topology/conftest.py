@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import QctlRunner, Run, brokers_up
+from tests.conftest import Run, brokers_up
 
 PASSWORD = "qctl-secret"  # the harness's password for every TLS/auth listener
 WRONG_PASSWORD = "wrong-Pass-8d1f"  # never valid anywhere: must never be printed either
@@ -71,20 +71,6 @@ def debug_error(run: Run, code: int) -> str:
     last = run.err.rstrip("\n").splitlines()[-1]
     assert last.startswith("qctl: error: "), run
     return last
-
-
-Runner = Callable[..., Run]
-
-
-@pytest.fixture()
-def profiled(qctl: QctlRunner, clean_env: dict[str, str]) -> Callable[[Mapping[str, Mapping[str, Any]]], Runner]:
-    """``run = profiled({"p": {...}})`` writes the profiles, then ``run("stats", "-p", "p")``."""
-
-    def make(profiles: Mapping[str, Mapping[str, Any]]) -> Runner:
-        write_profiles(Path(clean_env["XDG_CONFIG_HOME"]), profiles)
-        return qctl
-
-    return make
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
