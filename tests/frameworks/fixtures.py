@@ -95,9 +95,12 @@ def _env() -> dict[str, str]:
     return dict(pairs)
 
 
+URLS: dict[str, str] = {}  # framework -> Redis URL, instead of the harness's (bench/frameworks.py runs its own)
+
+
 def redis_url(framework: str) -> str:
-    """The Redis URL (harness Redis, the framework's database) its producers and workers use."""
-    return _env()[f"QCTL_TEST_{framework.upper()}_URL"]
+    """The Redis URL (harness Redis, the framework's database, unless ``URLS`` says) its producers and workers use."""
+    return URLS.get(framework) or _env()[f"QCTL_TEST_{framework.upper()}_URL"]
 
 
 def client(framework: str) -> redis.Redis:
