@@ -86,3 +86,23 @@ def test_tasks_moved_between_queues_keep_their_envelope_and_run(frameworks_env: 
     assert all(m["properties"]["delivery_info"]["routing_key"] == other for m in moved)
     assert len({m["properties"]["delivery_tag"] for m in moved}) == 3 and str(uuid.UUID(moved[0]["headers"]["id"]))
     assert fixtures.celery_work(other).completed == 3
+
+
+def _consumption_ranks(queue: str) -> list[int]:
+    """The restored tasks in the order a worker takes them, as ranks of their `i` argument (send order)."""
+    db = fixtures.client("celery")
+    envelopes = [json.loads(raw) for raw in reversed(db.lrange(queue, 0, -1))]
+    return [int(e["headers"]["argsrepr"].strip("[]")) for e in envelopes]
+
+
+def test_restored_tasks_run_in_the_order_kombus_own_restore_leaves(frameworks_env: dict[str, str],
+                                                                   qctl: QctlRunner) -> None:
+    theirs, ours = fixtures.unique_queue("ce", "celery"), fixtures.unique_queue("ce", "celery")
+    assert fixtures.celery_bulk_unacked(theirs, 40).count == 40
+    fixtures.celery_restore_unacked(theirs)  # kombu's QoS.restore_visible (every unacked task of the db)
+    kombu = _consumption_ranks(theirs)
+    assert fixtures.celery_bulk_unacked(ours, 40).count == 40
+    run = qctl("redrive", "-u", layout_url(URL, visibility_timeout="0"), f"{ours}:unacked", "-o", "json")
+    assert run.rc == 0 and run.json()["moved"] == 40, run
+    assert _consumption_ranks(ours) == kombu == list(range(40))
+    assert fixtures.celery_work(ours).completed == 40

@@ -254,8 +254,9 @@ class Celery(Layout):
 
 
 class Unacked(SetSource):
-    """kombu's unacknowledged tasks, oldest delivery first (``unacked_index``); in MOVE and DELETE passes
-    only those delivered over ``visibility_timeout`` ago, and under kombu's ``unacked_mutex``."""
+    """kombu's unacknowledged tasks (``unacked_index``), most recent delivery first as ``restore_visible``
+    walks them (each RPUSHed, so the oldest runs first); in MOVE and DELETE passes only those delivered over
+    ``visibility_timeout`` ago, and under kombu's ``unacked_mutex``."""
 
     def __init__(self, layout: Celery, address: Address, mode: ReadMode, start: int = 0) -> None:
         self.celery = layout
@@ -265,7 +266,7 @@ class Unacked(SetSource):
         self.token: bytes | None = None
         self.values: dict[bytes, bytes] = {}  # tag -> the `unacked` value read: what the step compares
         super().__init__(layout, address.name, layout.index_key, mode, self._decode, self._delete_ops, chunk=CHUNK,
-                         start=start)
+                         start=start, reverse=True)
         if mode is not ReadMode.READ:
             self._lock()
 

@@ -37,13 +37,18 @@ from qctl.primitives import ReadMode, SourceTraits, Taken
 Decode = Callable[[Sequence[tuple[bytes, str, float | None]]], list[Message | None]]
 DeleteOps = Callable[[Taken], list[Command]]
 
+# KEYS: the set.  ARGV: the last member left in place (or ''), the rank to start at without it, how many,
+# '1' to walk from the highest score down.
 ZSET_WINDOW = """
 local start = tonumber(ARGV[2])
+local rev = ARGV[4] == '1'
 if ARGV[1] ~= '' then
-  local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+  local rank = redis.call(rev and 'ZREVRANK' or 'ZRANK', KEYS[1], ARGV[1])
   if rank then start = rank + 1 end
 end
-return {start, redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')}
+local stop = start + tonumber(ARGV[3]) - 1
+if rev then return {start, redis.call('ZRANGE', KEYS[1], start, stop, 'REV', 'WITHSCORES')} end
+return {start, redis.call('ZRANGE', KEYS[1], start, stop, 'WITHSCORES')}
 """
 
 
@@ -92,12 +97,13 @@ class Source:
 
 
 class SetSource(Source):
-    """A sorted set, lowest score first; the handle of a job is its exact member."""
+    """A sorted set, lowest score first (``reverse``: highest first); the handle of a job is its exact member."""
 
     kind = "zset"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reverse: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.reverse = reverse
         self._start = self.start  # rank of the next unread member, if nothing moved
         self._chunk: list[bytes] = []
         self._removed: set[bytes] = set()
@@ -111,7 +117,8 @@ class SetSource(Source):
                 n = min(limit, self._total - self.read_count)
                 anchor = next((m for m in reversed(self._chunk) if m not in self._removed), b"")
                 start = self._start + len(self._chunk) - len(self._removed)
-                first, reply = scripts.run(self.client, ZSET_WINDOW, [self.key], [anchor, start, n])
+                first, reply = scripts.run(self.client, ZSET_WINDOW, [self.key],
+                                           [anchor, start, n, "1" if self.reverse else ""])
                 pairs = score_pairs(reply)
                 if not pairs:
                     break
