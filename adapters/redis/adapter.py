@@ -48,8 +48,9 @@ class RedisAdapter(Adapter):
     def framework(self, *queues: str) -> Layout | None:
         """The job-framework layout (``auto``: detected once, from ``queues`` too), None for the plain view."""
         if self._layout is None and self._layout_name != "plain":
-            self._layout = layouts.select(self.client, self.options, self.where, self.notices, self._layout_name,
-                                          queues)
+            with translating(self.where):
+                self._layout = layouts.select(self.client, self.options, self.where, self.notices,
+                                              self._layout_name, queues)
         if self._layout is None and self.options.flags.get("dead"):
             raise UsageError("--dead is for job-framework layouts", hint="add ?layout=celery|rq|sidekiq|bullmq")
         return self._layout
