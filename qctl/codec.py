@@ -118,29 +118,30 @@ def backup_line(message: Message) -> str:
     pieces: a backup writes a million of these, and this is about three times faster (a test compares them)."""
     body, body_encoding = encode_bytes(message.body)
     if message.key is None:
-        key = key_encoding = "null"
+        key = 'null, "key_encoding": null'
     else:
         key_text, key_kind = encode_bytes(message.key)
-        key, key_encoding = _text(key_text), _text(key_kind)
-    headers = message.headers
-    properties = message.properties
-    pairs = message.pairs()
-    stamp = message.timestamp
-    dead = message.dead_letter
-    return "".join((
-        '{"queue": ', _string(message.queue), ', "position": ', _string(message.position),
-        ', "partition": ', _integer(message.partition), ', "offset": ', _integer(message.offset),
-        ', "key": ', key, ', "key_encoding": ', key_encoding,
-        ', "headers": ', _dump({name: header_value(value) for name, value in headers.items()}) if headers else "{}",
-        ', "properties": ', _dump({name: header_value(value) for name, value in properties.items()})
-        if properties else "{}",
-        ', "body": ', _text(body), ', "body_encoding": ', _text(body_encoding),
-        ', "timestamp": ', "null" if stamp is None else _text(iso(stamp)),
-        ', "redelivered": ', _dump(message.redelivered), ', "delivery_count": ', _integer(message.delivery_count),
-        ', "dead_letter": ', "null" if dead is None else _dump({
-            "reason": dead.reason, "source_queue": dead.source_queue, "count": dead.count, "time": iso(dead.time)}),
-        ', "header_pairs": ', _dump([[name, header_value(value)] for name, value in pairs]) if pairs else "[]",
-        "}"))
+        key = f'{_text(key_text)}, "key_encoding": {_text(key_kind)}'
+    headers, properties, pairs = message.headers, message.properties, message.pairs()
+    stamp, dead = message.timestamp, message.dead_letter
+    return (f'{{"queue": {_string(message.queue)}, "position": {_string(message.position)}, '
+            f'"partition": {_integer(message.partition)}, "offset": {_integer(message.offset)}, "key": {key}, '
+            f'"headers": {_dump({n: header_value(v) for n, v in headers.items()}) if headers else "{}"}, '
+            f'"properties": {_dump({n: header_value(v) for n, v in properties.items()}) if properties else "{}"}, '
+            f'"body": {_text(body)}, "body_encoding": {_text(body_encoding)}, '
+            f'"timestamp": {"null" if stamp is None else _text(iso(stamp))}, '
+            f'"redelivered": {_LITERALS.get(message.redelivered) or _dump(message.redelivered)}, '
+            f'"delivery_count": {_integer(message.delivery_count)}, '
+            f'"dead_letter": {"null" if dead is None else _dead(dead)}, '
+            f'"header_pairs": {_dump([[n, header_value(v)] for n, v in pairs]) if pairs else "[]"}}}')
+
+
+_LITERALS: dict[Any, str] = {None: "null", True: "true", False: "false"}
+
+
+def _dead(dead: DeadLetter) -> str:
+    return _dump({"reason": dead.reason, "source_queue": dead.source_queue, "count": dead.count,
+                  "time": iso(dead.time)})
 
 
 def _string(value: Any) -> str:
