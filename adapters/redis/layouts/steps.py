@@ -82,18 +82,27 @@ if lend ~= '' then
   end
 end
 for r = 1, n do
-  local pass = true
-  for c, check in ipairs(items[r].checks) do
+  local pass, checks = true, items[r].checks
+  -- A job whose one removing check comes last (the usual case) is removed by that check itself: ZREM of the
+  -- exact member says whether it was there.  Otherwise every check reads first, and the removals follow.
+  local removing = 0
+  for c, check in ipairs(checks) do
+    if check[1] == 'Z' or check[1] == 'H' then removing = removing + 1 end
+  end
+  local last = checks[#checks]
+  local direct = removing == 1 and last and last[1] == 'Z'
+  for c, check in ipairs(checks) do
     local kind, a = check[1], check[2]
     if kind == 'E' then pass = redis.call('EXISTS', ARGV[a]) == 1
     elseif kind == 'N' then pass = redis.call('EXISTS', ARGV[a]) == 0
+    elseif kind == 'Z' and direct then pass = redis.call('ZREM', ARGV[a], ARGV[a + 1]) == 1
     elseif kind == 'Z' then pass = redis.call('ZSCORE', ARGV[a], ARGV[a + 1]) ~= false
     elseif kind == 'H' then pass = redis.call('HGET', ARGV[a], ARGV[a + 1]) == ARGV[a + 2] end
     if not pass then break end
   end
   ok[r] = pass
-  if pass then
-    for c, check in ipairs(items[r].checks) do
+  if pass and not direct then
+    for c, check in ipairs(checks) do
       local kind, a = check[1], check[2]
       if kind == 'Z' then redis.call('ZREM', ARGV[a], ARGV[a + 1])
       elseif kind == 'H' then redis.call('HDEL', ARGV[a], ARGV[a + 1]) end
