@@ -210,10 +210,14 @@ class MQTTDriver:
 
     def cleanup(self) -> None:
         for name in sorted(self.made):
-            try:
-                self.delete(name)
-            except Exception:  # a broker already gone: nothing more to do
-                break
+            for _ in range(2):  # once more on a fresh connection (the broker may have been restarted)
+                try:
+                    self.delete(name)
+                    break
+                except Exception:
+                    self._client = None
+            else:
+                break  # a broker that is gone: nothing more to do
         self.made.clear()
 
     @property
