@@ -15,7 +15,9 @@ with a long backlog): the scan ends one round trip after the tree, not after
 a timeout.  Topics that start with ``$`` match no wildcard, so no
 other subscriber (not even one to ``#``) sees the marker.  If the broker
 refuses the marker (an ACL), the scan falls back to a quiet period
-(:data:`QUIET` after the last message).
+(:data:`QUIET` after the last message); otherwise it waits for the marker as
+long as the broker keeps sending, and a broker silent for ``--timeout`` is an
+error, never a short scan.
 
 The subscription is QoS 0: mosquitto queues a QoS 0 retained message for a
 connected client unconditionally, while at QoS 1 or 2 it would drop what does
@@ -47,8 +49,8 @@ from qctl.adapters.mqtt.connection import Connection, Sent
 from qctl.adapters.mqtt.messages import Packet, packet_of, topic_of
 from qctl.errors import BrokerUnavailable
 
-QUIET = 0.5  # seconds without a message that end a scan whose marker the broker refused
-MARKER_LOST = 2.0  # seconds without anything that mean the marker itself was dropped (a publish ACL)
+QUIET = 0.5  # seconds without a message that end a scan whose marker's echo did not come
+MARKER_LOST = 2.0  # $SYS: seconds without anything that mean its marker was refused
 MARKER_PREFIX = "$qctl/scan/"
 _tokens = itertools.count(1)
 
@@ -93,7 +95,9 @@ class RetainedScan:
         self._arrived: list[Packet] = []
         self._marker_topic = MARKER_PREFIX + conn.client_id
         self._token = f"{next(_tokens)}".encode()
-        self._marker_seen = False
+        self._marker_seen = False  # the marker's echo: the tree is complete
+        self._puback_seen = False  # the marker's PUBACK (see _marker_acked)
+        self._quiet_only = False  # no marker: the scan ends after QUIET seconds without a message
         self._last = time.monotonic()
 
     def _sink(self, message: mqtt.MQTTMessage) -> None:
@@ -110,8 +114,8 @@ class RetainedScan:
         else:
             self._arrived.append(packet_of(message, topic))
 
-    def _start(self) -> bool:
-        """Subscribe; True when the marker can end the scan."""
+    def _start(self) -> None:
+        """Subscribe, and publish the marker (unless the broker refused its subscription: quiet mode)."""
         conn = self.conn
         conn.sink = self._sink
         options = SubscribeOptions(qos=0, noLocal=True, retainAsPublished=True)
@@ -123,23 +127,28 @@ class RetainedScan:
                                     hint="the user may not be allowed to read these topics (ACL)")
         self._last = time.monotonic()
         if len(reasons) < 2 or reasons[1] >= 0x80:
-            return False
-        sent = conn.publish(self._marker_topic, self._token, qos=1, on_ack=self._marker_acked)
-        return sent.reason is None or sent.reason < 0x80
+            self._quiet_only = True
+            return
+        conn.publish(self._marker_topic, self._token, qos=1, on_ack=self._marker_acked)
 
     def _marker_acked(self, sent: Sent) -> None:
-        """The marker's PUBACK ends the burst too.  mosquitto drops a QoS 0 delivery (the marker's echo) for a
-        client with more than max_queued_messages packets waiting to be written, which a big tree read by a slow
-        client can be; but then the retained messages are all among those packets, and the PUBACK, queued
-        after them and never dropped, still comes after the last one."""
+        """mosquitto drops a QoS 0 delivery (the marker's echo) to a client with more than max_queued_messages
+        packets waiting to be written, which a big tree read by a slow client can make it; the PUBACK is never
+        dropped, and then comes after the tree.  A PUBACK without the echo ends the scan after a quiet
+        period (the echo may also be missing because an ACL refused the marker, when the PUBACK can come
+        first); a refusing PUBACK (MQTT 5) means quiet mode."""
         if sent.reason is not None and sent.reason < 0x80:
-            self._marker_seen = True
+            self._puback_seen = True
+        else:
+            self._quiet_only = True
 
     def messages(self) -> Generator[Packet, None, None]:
-        """Each retained message as it arrives (a topic once: the first value seen); ends with the tree."""
-        marker = self._start()
+        """Each retained message as it arrives (a topic once: the first value seen); ends with the tree.
+
+        While the marker is awaited there is no quiet period: a broker that sends nothing for ``--timeout``
+        is an error (exit 3), not the end of the tree, so a stalled broker never makes a short scan."""
+        self._start()
         conn = self.conn
-        quiet = MARKER_LOST if marker else QUIET
         try:
             while True:
                 batch, self._arrived = self._arrived, []
@@ -159,9 +168,17 @@ class RetainedScan:
                 if self._marker_seen:
                     break
                 idle = time.monotonic() - self._last
-                if idle >= quiet:
-                    break
-                conn.pump(lambda: bool(self._arrived) or self._marker_seen, quiet - idle)
+                if self._quiet_only or self._puback_seen:
+                    if idle >= QUIET:
+                        break
+                    wait = QUIET - idle
+                else:
+                    wait = conn.timeout - idle
+                    if wait <= 0:
+                        raise BrokerUnavailable(f"{conn.where}: the broker sent nothing for {conn.timeout:g}s in "
+                                                f"the middle of the retained messages of {self.filter!r}",
+                                                hint="is it overloaded? (--timeout)")
+                conn.pump(lambda: bool(self._arrived) or self._marker_seen or self._puback_seen, wait)
         finally:
             self._finish()
 
