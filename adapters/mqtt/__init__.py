@@ -58,8 +58,10 @@ ABOUT = About(
     backend="mqtt",
     urls=(
         ("mqtt://[user:pass@]host[:port], mqtts:// (TLS)",
-         "MQTT 3.1.1 and 5 brokers. The queue-like things are retained messages under a topic filter and "
-         "offline persistent sessions."),
+         "MQTT 3.1.1 and 5 brokers (mosquitto first). QUEUE is a topic filter ('sensors/#'); its messages are the "
+         "retained messages it matches. stats without a QUEUE shows the broker ($SYS); purge --session CLIENT_ID "
+         "drops an offline session. Settings after a slash: mqtts://host/?ca_file=PATH, ?protocol=3.1.1, "
+         "?sys_interval=SECONDS, ?broker_log=PATH."),
     ),
     extra="qctl[mqtt]",
 )
