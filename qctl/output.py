@@ -70,6 +70,26 @@ def _write_rows(out: TextIO, records: Sequence[Mapping[str, Any]], start: str, b
     out.write(end)
 
 
+class JsonLines:
+    """JSON lines written as the rows come, WRITE_ROWS lines a write (``peek -o jsonl`` keeps no list of them)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.out = stream or sys.stdout
+        self.encode = row_encoder()
+        self.pending: list[str] = []
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.pending.append(self.encode(record))
+        if len(self.pending) >= WRITE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write("\n".join(self.pending) + "\n")
+            self.pending.clear()
+        self.out.flush()
+
+
 def row_encoder() -> Callable[[Any], str]:
     """``json.dumps(row, ensure_ascii=False)`` for many rows of JSON-safe values (never cyclic), one C encoder
     for all of them.

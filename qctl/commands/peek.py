@@ -22,23 +22,34 @@ def run_peek(chosen: Target, queue: str, request: PeekRequest, fmt: str, *, wher
         wanted = request.count
         reading = dataclasses.replace(request, count=wanted if selection.everything else scan_limit)
         shown: list[Message] = []
-        scanned = 0
+        # JSON lines go out as messages come, a few thousand a write: a peek of a million records held them all
+        # (2.4 GB, and Python's garbage collector walked them again and again) before printing the first.
+        lines = output.JsonLines() if fmt == "jsonl" else None
+        kept = scanned = 0
         messages = adapter.peek(queue, reading)
         try:
             for message in messages:
                 scanned += 1
                 if selection(message):
-                    shown.append(message)
-                    if len(shown) >= wanted:
+                    kept += 1
+                    if lines is not None:
+                        lines.write(message_to_json(message))
+                    else:
+                        shown.append(message)
+                    if kept >= wanted:
                         break
         finally:
             close = getattr(messages, "close", None)
             if close is not None:
                 close()  # a generator's finally returns what it took (RabbitMQ)
+            if lines is not None:
+                lines.flush()
         print_notices(adapter, quiet)
-    if not selection.everything and len(shown) < wanted and scanned >= scan_limit and not quiet:
-        output.note(f"stopped after scanning {scanned} message(s) (--scan-limit {scan_limit}): {len(shown)} matched "
+    if not selection.everything and kept < wanted and scanned >= scan_limit and not quiet:
+        output.note(f"stopped after scanning {scanned} message(s) (--scan-limit {scan_limit}): {kept} matched "
                     f"--where; raise --scan-limit to look further")
+    if lines is not None:
+        return
     records = [message_to_json(message) for message in shown]
     if fmt == "table":
         rows, columns = present.peek_rows(records)
