@@ -24,6 +24,9 @@ class Capabilities:
     carries_properties: bool = False  # broker properties survive too (AMQP, SQS attributes)
     carries_keys: bool = False  # message keys survive (Kafka)
     repeats_headers: bool = False  # a header name may appear twice, and both survive (Kafka)
+    # A message's own time survives into this broker from another (RabbitMQ: the AMQP timestamp, in seconds);
+    # elsewhere a moved or restored message is stamped when it arrives (docs/mapping.md).
+    carries_timestamps: bool = False
     dead_letter_metadata: bool = True  # make_dead_letters leaves the broker's own metadata (x-death...)
     keeps_settled: bool = False  # settled messages stay on the broker; progress lives in a group (Kafka)
     missing_queue_is_empty: bool = False  # a queue that does not exist is empty, not an error (Redis)

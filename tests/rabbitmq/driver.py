@@ -26,7 +26,8 @@ PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority
 
 class RabbitMQDriver:
     capabilities = Capabilities(backend="rabbitmq", queue_type="classic", dlq_suffix=".dlq", carries_headers=True,
-                                carries_properties=True, has_read_limits=True, peek_marks_redelivered=True)
+                                carries_properties=True, carries_timestamps=True, has_read_limits=True,
+                                peek_marks_redelivered=True)
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.amqp_url = env["QCTL_TEST_AMQP_URL"]
