@@ -43,7 +43,7 @@ def to_message(record: Any) -> Message:
     record (peek ``-n 1000000`` calls it a million times), hence no general helpers on the way."""
     raw = record.headers()
     kind, millis = record.timestamp()
-    stamp = datetime.fromtimestamp(millis / 1000, tz=UTC) if kind and millis >= 0 else None
+    stamp = _moment(millis) if kind and millis >= 0 else None
     value = record.value()
     partition, offset = record.partition(), record.offset()
     if raw:
@@ -61,15 +61,39 @@ _DEAD_LETTER_HEADERS = frozenset({SPRING_TOPIC, CONNECT_TOPIC, SPRING_MESSAGE, C
                                   CONNECT_CLASS})
 
 
+# One-entry caches, each a (key, value) tuple replaced whole: the records of a batch mostly share their
+# millisecond, and consecutive dead letters mostly say the same; datetimes and DeadLetters are immutable.
+_last_moment: tuple[int | None, datetime | None] = (None, None)
+_last_dead: tuple[tuple[Any, ...] | None, DeadLetter | None] = (None, None)
+
+
+def _moment(millis: int) -> datetime:
+    """The record time as a datetime (the last one reused for the same millisecond)."""
+    global _last_moment
+    last = _last_moment
+    if last[0] == millis and last[1] is not None:
+        return last[1]
+    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
+    _last_moment = (millis, moment)
+    return moment
+
+
 def _dead_letter(headers: Mapping[str, Any], stamp: datetime | None) -> DeadLetter | None:
     """Spring's or Kafka Connect's dead-letter headers (the last of each name, as Spring reads them), from
     headers already converted by :func:`_header`: text where the bytes were UTF-8."""
+    global _last_dead
     source = _first_text(headers, (SPRING_TOPIC, CONNECT_TOPIC))
     reason = _first_text(headers, (SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN, CONNECT_CLASS))
     if source is None and reason is None:
         return None
+    key = (source, reason, stamp)
+    last = _last_dead
+    if last[0] == key and last[1] is not None:
+        return last[1]
     # The dead-letter record is written when the failure happened: its own timestamp is that time.
-    return DeadLetter(reason=reason, source_queue=source, count=None, time=stamp)
+    dead = DeadLetter(reason=reason, source_queue=source, count=None, time=stamp)
+    _last_dead = (key, dead)
+    return dead
 
 
 def _first_text(headers: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
