@@ -114,3 +114,38 @@ def test_purge_of_a_queue_deletes_its_jobs_as_rq_empty_does(frameworks_env: dict
     run = qctl("purge", "-u", url, queue, "--yes", "-o", "json")
     assert run.rc == 0 and run.json()["purged"] == 4, run
     assert db.llen(f"rq:queue:{queue}") == 0 and not any(db.exists(b"rq:job:" + i) for i in ids)
+
+
+class _Touch:
+    """A pickle that would create a file if anything unpickled it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (f"touch {self.path}",)
+
+
+def test_peek_reads_the_pickled_call_without_unpickling_it(frameworks_env: dict[str, str], qctl: QctlRunner,
+                                                           tmp_path: Path) -> None:
+    """Without a description, the function name and plain arguments come off the pickle's opcodes; a pickle
+    that would run code when loaded is shown, never run."""
+    import pickle
+
+    queue = fixtures.unique_queue("rq", "rq")
+    fixtures.rq_enqueue(queue, ok=1)
+    db = fixtures.client("rq")
+    job_id = db.lindex(f"rq:queue:{queue}", 0)
+    trap = tmp_path / "unpickled"
+    data = pickle.dumps(("billing.charge", None, ("acme", 42, _Touch(str(trap))), {}), protocol=5)
+    db.hset(b"rq:job:" + job_id, mapping={"data": zlib.compress(data)})
+    db.hdel(b"rq:job:" + job_id, "description")
+    row = qctl("peek", "-u", layout_url(URL), queue, "-o", "json").json()[0]
+    assert row["properties"]["task"] == "billing.charge"
+    assert row["properties"]["args"].startswith("('acme', 42")
+    assert not trap.exists()
+    db.hset(b"rq:job:" + job_id, mapping={"data": zlib.compress(pickle.dumps(_Touch(str(trap))))})
+    shown = qctl("peek", "-u", layout_url(URL), queue, "-o", "json")
+    assert shown.rc == 0 and not trap.exists(), shown
