@@ -2,8 +2,9 @@
 
 Features
     stats: depth Σ(end − start), lag per consumer group (idle groups included),
-    members, dead-letter topics by convention, oldest record age; all batched
-    per broker.
+    members assigned its partitions, dead-letter topics by convention, oldest
+    record age; batched per broker (committed offsets: one request per group,
+    all in flight at once).
     peek: assign + seek with no group (never subscribes, commits or creates a
     group); ``--partition``, ``--from``, ``--since``, ``--group``.
     purge: DeleteRecords up to the end offsets read at the start.
@@ -12,7 +13,7 @@ Features
     move: resumable) or deletes up to it (purge --backup); a
     :class:`~.destination.KafkaDestination` produces with acks=all and
     idempotence, partitioned by key with the Java clients' murmur2, every
-    header pair kept.  Records move through confluent-kafka (librdkafka).
+    header pair kept.  Every request goes through confluent-kafka (librdkafka).
 
 URL format
     ``kafka://host:port[,host:port...]`` (PLAINTEXT), ``kafka+ssl://...`` (SSL);
