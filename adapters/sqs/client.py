@@ -86,6 +86,9 @@ class Connection:
             "connect_timeout": self.timeout, "read_timeout": self.timeout,
             "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
             "max_pool_connections": POOL + 2, "user_agent_extra": f"qctl/{__version__}",
+            # qctl builds every request itself (names are checked first): botocore's check of each one against
+            # the model costs ~0.25 ms of CPU a request, a quarter of a second over a 1,000-queue stats.
+            "parameter_validation": False,
         }
         if url.username or url.password:
             kwargs.update(aws_access_key_id=url.username or "", aws_secret_access_key=url.password or "",
