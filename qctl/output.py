@@ -133,9 +133,10 @@ def result(record: Mapping[str, Any], fmt: str, *, stream: TextIO | None = None)
     elif fmt == "csv":
         _csv([record], list(record), out)
     elif fmt == "table":
-        width = max(len(key) for key in record)
+        keys = {key: visible(str(key)) for key in record}  # a session's client id can be anything
+        width = max((len(shown_key) for shown_key in keys.values()), default=0)
         for key, value in record.items():
-            out.write(f"{key.ljust(width)}  {visible(cell(value))}\n")
+            out.write(f"{keys[key].ljust(width)}  {visible(cell(value))}\n")
     else:
         raise UsageError(f"output format {fmt!r} is not available for this command",
                          hint="use table, json, jsonl or csv")
