@@ -9,7 +9,6 @@ a hash of the masked URL; they hold queue names only, never a URL or a password.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -63,6 +62,8 @@ def _names(ctx: Any, incomplete: str) -> list[str]:
 
 
 def _read_cache(key: str) -> list[str] | None:
+    import json  # here, like hashlib: only completion needs it
+
     path = cache_dir() / f"queues-{key}.json"
     try:
         if time.time() - path.stat().st_mtime > TTL:
@@ -74,6 +75,8 @@ def _read_cache(key: str) -> list[str] | None:
 
 
 def _write_cache(key: str, names: list[str]) -> None:
+    import json
+
     directory = cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -9,7 +9,6 @@ is plain aligned text without colour or box drawing, so scripts can cut it.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -100,10 +99,11 @@ def row_encoder() -> Callable[[Any], str]:
     what ``iterencode`` itself calls, with the same arguments; it is checked against ``json.dumps`` once and
     left for ``json.dumps`` where it is missing (Pythons without the C accelerator) or differs.
     """
+    import json
+    from json import encoder
+
     def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
-
-    from json import encoder
 
     make = getattr(encoder, "c_make_encoder", None)
     if make is None:
@@ -125,6 +125,8 @@ def row_encoder() -> Callable[[Any], str]:
 
 def result(record: Mapping[str, Any], fmt: str, *, stream: TextIO | None = None) -> None:
     """Print one result object (purge, redrive, restore)."""
+    import json  # here and where JSON is written: not imported by every qctl --version
+
     out = stream or sys.stdout
     if fmt == "json":
         out.write(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
@@ -150,6 +152,8 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
+        import json
+
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
