@@ -49,9 +49,11 @@ ABOUT = About(
     backend="sqs",
     urls=(
         ("sqs://[REGION], sqs+http://host:port, sqs+https://host:port",
-         "Amazon SQS (sqs://eu-west-1), or an SQS-compatible endpoint. Credentials from the standard AWS chain "
-         "(environment, shared files, the profile's aws_profile, SSO, instance roles); QUEUE is the queue name "
-         "or its URL."),
+         "Amazon SQS (sqs://eu-west-1; sqs:// alone takes the region from the profile or the AWS config), or an "
+         "SQS-compatible endpoint (ElasticMQ, LocalStack). Credentials from the standard AWS chain (environment, "
+         "shared files, the profile's aws_profile, SSO, instance roles), or KEY:SECRET@ in the URL; the profile's "
+         "[profiles.NAME.sqs] table takes region, endpoint_url, aws_profile and visibility_timeout. QUEUE is the "
+         "queue's name or URL."),
     ),
     extra="qctl[sqs]",
 )
