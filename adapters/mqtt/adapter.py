@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client  # noqa: F401 - here so that a missing extra is the registry's "install qctl[mqtt]"
 
 from qctl.adapter import Adapter, ConnectOptions
+from qctl.adapters.mqtt import ping as pinging
 from qctl.adapters.mqtt import sessions
 from qctl.adapters.mqtt import stats as statistics
 from qctl.adapters.mqtt.broker import SysWatch
@@ -29,7 +30,7 @@ from qctl.adapters.mqtt.reader import RetainedReader
 from qctl.adapters.mqtt.scan import RetainedScan, tap
 from qctl.adapters.mqtt.topics import check_filter
 from qctl.errors import Unsupported, UsageError
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import ReadMode
 from qctl.urls import redact
 
@@ -151,6 +152,9 @@ class MQTTAdapter(Adapter):
         if self._scan is not None:
             self._scan[0].stop()
             self._scan = None
+
+    def ping(self) -> list[Check]:
+        return pinging.ping(self.options, self.where)
 
     def close(self) -> None:
         self._scan = None

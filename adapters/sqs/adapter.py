@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from qctl.adapter import Adapter, ConnectOptions
 from qctl.adapters.sqs import peek as peeking
+from qctl.adapters.sqs import ping as pinging
 from qctl.adapters.sqs import purge as purging
 from qctl.adapters.sqs import stats as statistics
 from qctl.adapters.sqs.client import Connection
@@ -23,7 +24,7 @@ from qctl.adapters.sqs.notes import Notes
 from qctl.adapters.sqs.reader import CHUNK, VISIBILITY, SQSReader
 from qctl.adapters.sqs.stats import Policy, dead_letter_sources, redrive_policy
 from qctl.errors import UsageError
-from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import Check, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import ReadMode, SourceTraits
 
 MAX_VISIBILITY = 43_200  # SQS's maximum visibility timeout: 12 hours
@@ -118,6 +119,9 @@ class SQSAdapter(Adapter):
         destination = SQSDestination(self.conn, facts.url, max_size=facts.max_size, notes=self.notes)
         self._destinations.append(destination)
         return destination
+
+    def ping(self) -> list[Check]:
+        return pinging.ping(self.conn)
 
     def close(self) -> None:
         destinations, self._destinations = self._destinations, []

@@ -79,3 +79,18 @@ def test_redis_acl_user_limited_to_some_keys(qctl: QctlRunner, key_limited_user:
     assert "~app:*" in str(rows["read"]["detail"])  # the user may read its own ACL rules (+@all)
     assert rows["read"]["needed_by"] and "peek" in str(rows["read"]["needed_by"])
     assert "capability" in run.err and "app-secret" not in run.out + run.err
+
+
+def test_sqs_and_mqtt(qctl: QctlRunner) -> None:
+    from tests.conftest import brokers_up
+
+    env = brokers_up("sqs", "mqtt")
+    for url in (env["QCTL_TEST_SQS_URL"], env["QCTL_TEST_MQTT_AUTH_URL"]):
+        run = qctl("ping", "-u", url, "-o", "json")
+        assert run.rc == 0, run
+        found = checks(run.json())
+        assert found["connect"] is True and found["authenticate"] is True and False not in found.values()
+    bad = qctl("ping", "-u", env["QCTL_TEST_MQTT_AUTH_URL"].replace("qctl-secret", "wrong-password"), "-o", "json")
+    assert bad.rc == 3 and checks(bad.json()) == {"connect": True, "authenticate": False}, bad
+    gone = qctl("ping", "-u", "sqs+http://127.0.0.1:1", "--timeout", "2", "-o", "json")
+    assert gone.rc == 3 and checks(gone.json()) == {"connect": False}, gone
