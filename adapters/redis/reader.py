@@ -39,7 +39,10 @@ class RedisReader:
         self.offset = 0  # lists and sorted sets: messages before the unread part that the pass left in place
         self.read_count = 0
         self._chunk: list[Taken] = []  # the last chunk read: a list step checks all of it, settles the chosen
-        self.traits = SourceTraits(settle_before_read=kind != "stream", chunk=scripts.CHUNK)
+        # A list or sorted-set member is a bare body: nothing in it can change where a redrive sends it,
+        # so a whole-queue redrive may move it blind (RedisDestination.move_blind: one Lua step a chunk).
+        self.traits = SourceTraits(settle_before_read=kind != "stream", metadata_free=kind != "stream",
+                                   chunk=scripts.CHUNK)
         with translating(where):
             if mode is not ReadMode.READ and is_cluster(client):
                 crossslot.finish_pending(client, queue)  # a batch a killed run left staged
