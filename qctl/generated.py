@@ -141,8 +141,8 @@ def man_page(root: Any) -> str:
     for code, meaning in EXIT_CODE_MEANINGS.items():
         lines += [".TP", f".B {int(code)}", _roff(meaning)]
     lines += [".SH EXAMPLES", MAN_EXAMPLES, ".SH SEE ALSO",
-              "The README and CONTRACT in the qctl repository; \\fBredis-cli\\fR(1), \\fBrabbitmqctl\\fR(8), "
-              "\\fBkcat\\fR(1)."]
+              "README.md, docs/reference.md and docs/mapping.md in the qctl repository; \\fBredis-cli\\fR(1), "
+              "\\fBrabbitmqctl\\fR(8), \\fBkcat\\fR(1), \\fBmosquitto_sub\\fR(1), \\fBaws\\fR(1)."]
     return "\n".join(lines) + "\n"
 
 
