@@ -123,4 +123,4 @@ def test_whole_list_redrive_moves_without_reading_the_messages(qctl: QctlRunner,
         sent = int(r.info("stats")["total_net_output_bytes"]) - sent_before
         assert run.rc == 0 and run.json()["moved"] == 20_000, run
         assert r.llen(to[1] if to else name) == 20_000 and r.exists(f"{name}:dlq") == 0
-        assert sent < 200_000, sent  # the bodies are 2,000,000 bytes
+        assert sent < 1_000_000, sent  # reading the bodies alone is 2,000,000 bytes (other clients: margin)
