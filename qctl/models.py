@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,15 +80,6 @@ def with_pairs(message: Message, pairs: Sequence[tuple[str, Any]]) -> Message:
     from dataclasses import replace
 
     return replace(message, header_pairs=tuple(pairs), headers=dict(pairs))
-
-
-class BackupSink(Protocol):
-    """Where purge and backup write messages before anything is deleted (see :mod:`qctl.backup`)."""
-
-    path: str
-
-    def write(self, messages: Sequence[Message]) -> None:
-        """Append ``messages`` and make them durable before returning."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

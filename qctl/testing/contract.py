@@ -11,6 +11,8 @@ defines ``driver``.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import resource
 import signal
@@ -228,6 +230,12 @@ def test_table_output_escapes_control_characters(driver: Driver, qctl: QctlRunne
     assert table.rc == 0, table
     assert "\x1b" not in table.out and "\x07" not in table.out and "\\x1b[31mred\\x07bell" in table.out
     assert qctl("peek", "-u", driver.url, "-o", "json", name).json()[0]["body"] == body.decode()
+    lines = qctl("peek", "-u", driver.url, "-o", "jsonl", name)
+    assert lines.rc == 0 and json.loads(lines.out.splitlines()[0])["body"] == body.decode(), lines
+    rows = qctl("peek", "-u", driver.url, "-o", "csv", name)
+    assert rows.rc == 0, rows
+    header, first = list(csv.reader(io.StringIO(rows.out)))[:2]
+    assert first[header.index("body")] == body.decode(), rows  # exact, as json has it
 
 
 # --- purge, backup and restore ------------------------------------------------
@@ -616,8 +624,8 @@ def test_a_signal_stops_purge_with_backup_and_restore_resumably(driver: Driver, 
     env = clean_environment(str(tmp_path / "xdg"))
     backup = tmp_path / "stopped.jsonl"
     stopped = interrupted(env, ["purge", "-u", driver.url, name, "--yes", "--backup", str(backup), "-o", "json"],
-                          lambda: backup.exists() and backup.stat().st_size > 2_000_000)
-    assert stopped.rc == 130, stopped
+                          lambda: backup.exists() and backup.stat().st_size > 2_000_000, signal_number=signal.SIGTERM)
+    assert stopped.rc == 143, stopped  # SIGTERM here, SIGINT for the restore below: both, without a second run
     purged = json.loads(stopped.out)["purged"]
     written = [json.loads(text)["body"].encode() for text in backup.read_text().splitlines()[1:]]
     assert 0 < purged == len(written) < len(bodies) and leading(driver, written, bodies)
