@@ -88,6 +88,14 @@ class Session:
             compat.coalesce_writes(self._connection, JOIN_BYTES)
         return self._connection
 
+    def server_major(self) -> int | None:
+        """The broker's major version from its AMQP handshake (None when it does not say)."""
+        server: Any = compat.connection_impl(self.connection).server_properties or {}
+        version = server.get("version")
+        text = version.decode() if isinstance(version, bytes) else str(version or "")
+        major = text.split(".", 1)[0]
+        return int(major) if major.isdigit() else None
+
     def channel(self) -> BlockingChannel:
         with translated(self.where, "open channel"), self.deadline():
             return self.connection.channel()

@@ -39,14 +39,33 @@ def route_of(name: str, arguments: Mapping[str, Any], definition: Mapping[str, A
     return DeadLetterRoute(_text(exchange), _text(key) if key is not None else name)
 
 
+# RabbitMQ 4.0 gave every quorum queue a delivery limit of 20 unless an argument or policy sets one
+# (-1: none), so on 4.x a queue with no setting counts reads too.
+DEFAULT_DELIVERY_LIMIT_FROM = 4
+DEFAULT_DELIVERY_LIMIT = 20
+
+
 def delivery_limit(arguments: Mapping[str, Any], definition: Mapping[str, Any]) -> int | None:
-    """A quorum queue's delivery limit: the smaller of argument and policy, as RabbitMQ 3.10 takes it."""
+    """A quorum queue's delivery limit: the smaller of argument and policy; None when neither sets one or
+    the setting is negative (RabbitMQ 4's way of saying "no limit")."""
+    value = setting_number(arguments, definition)
+    return None if value is None or value < 0 else value
+
+
+def setting_number(arguments: Mapping[str, Any], definition: Mapping[str, Any]) -> int | None:
+    """The delivery-limit setting in force, as a number (negative included); None when nothing sets it."""
     value = queue_setting("delivery-limit", arguments, definition)
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return int(value)
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def default_delivery_limit(server_major: int | None) -> int | None:
+    """The limit a quorum queue has when nothing sets one, on a server of this major version."""
+    return DEFAULT_DELIVERY_LIMIT if server_major is not None and server_major >= DEFAULT_DELIVERY_LIMIT_FROM else None
 
 
 def _text(value: Any) -> str:

@@ -54,7 +54,7 @@ import pika.exceptions as pe
 from qctl.adapters.rabbitmq import compat
 from qctl.adapters.rabbitmq.connection import Session
 from qctl.adapters.rabbitmq.consume import Taker
-from qctl.adapters.rabbitmq.dlx import delivery_limit
+from qctl.adapters.rabbitmq.dlx import default_delivery_limit, delivery_limit, setting_number
 from qctl.adapters.rabbitmq.errors import (
     ACCESS_REFUSED,
     NOT_IMPLEMENTED,
@@ -79,6 +79,7 @@ class QueueFacts:
 
     type: str | None  # None: unknown (the API is unavailable, or does not list the queue yet)
     delivery_limits: tuple[int, ...] = ()  # every limit that applies or might (argument, policy, operator policy)
+    limit_set: bool = False  # an argument or policy sets the limit (negative: none), so no server default applies
     unavailable: str | None = None  # why the API could not be asked
 
 
@@ -91,7 +92,9 @@ def queue_facts(management: Management, queue: str) -> QueueFacts:
         return QueueFacts(type=None)
     kind = row.get("type")
     arguments = _mapping(row.get("arguments"))
-    limits = {delivery_limit(arguments, _mapping(row.get("effective_policy_definition")))}
+    definition = _mapping(row.get("effective_policy_definition"))
+    limits = {delivery_limit(arguments, definition)}
+    limit_set = setting_number(arguments, definition) is not None
     try:
         book = management.policy_book()
     except ManagementUnavailable:
@@ -102,7 +105,7 @@ def queue_facts(management: Management, queue: str) -> QueueFacts:
             limits.add(delivery_limit(arguments, {"delivery-limit": value}))
         limits.add(delivery_limit(arguments, {}))
     known = tuple(sorted(limit for limit in limits if limit is not None))
-    return QueueFacts(type=str(kind) if kind else None, delivery_limits=known)
+    return QueueFacts(type=str(kind) if kind else None, delivery_limits=known, limit_set=limit_set)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -115,6 +118,12 @@ def traits(session: Session, facts: QueueFacts, queue: str) -> tuple[str, Source
     kind = facts.type or probe_type(session, queue)
     if kind != "quorum":
         return kind, SourceTraits()
+    default = None if facts.limit_set else default_delivery_limit(session.server_major())
+    if default is not None and not facts.delivery_limits:
+        return kind, SourceTraits(counts_reads=True, read_limit=default,
+                                  limit_reason=f"RabbitMQ 4's default delivery limit of {default} (no "
+                                               f"x-delivery-limit or policy sets one)",
+                                  limit_hint="set a delivery-limit policy of -1 (no limit) or a higher one first")
     if facts.delivery_limits:
         limit = min(facts.delivery_limits)
         return kind, SourceTraits(counts_reads=True, read_limit=limit,

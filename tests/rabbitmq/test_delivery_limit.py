@@ -115,3 +115,33 @@ def test_a_classic_queue_is_read_as_before(rmq: QctlRunner, rq: RabbitMQDriver, 
     rq.make_queue(queue, plain(BODIES[:3]))
     assert rmq("redrive", queue, "--to", queue + "-none", "--dry-run").rc == 4  # no such target
     assert [row["body"] for row in rmq("peek", queue, "-o", "json").json()] == ["d0", "d1", "d2"]
+
+
+def test_rabbitmq_4_default_limit_guards_a_quorum_queue_with_no_setting(rq: RabbitMQDriver, names: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """RabbitMQ 4 gives every quorum queue a delivery limit of 20 unless an argument or policy sets one (-1:
+    none).  No 4.x server can be installed here (Debian 12 ships 3.10), so the version the handshake
+    reports is the one stand-in; the queues, arguments and policies are real."""
+    from qctl.adapters.rabbitmq import connection
+    from qctl.adapters.rabbitmq.adapter import RabbitMQAdapter
+    from qctl.options import ConnectOptions
+    from qctl.urls import parse
+
+    bare, unlimited, own = names("v4-bare"), names("v4-unlimited"), names("v4-own")
+    rq.declare(bare, **{"x-queue-type": "quorum"})
+    rq.declare(unlimited, **{"x-queue-type": "quorum", "x-delivery-limit": -1})
+    rq.declare(own, **{"x-queue-type": "quorum", "x-delivery-limit": 5})
+    real = RabbitMQAdapter(ConnectOptions(url=parse(rq.amqp_url), management_url=rq.management_url))
+    try:
+        assert real.session.server_major() == 3  # the harness's 3.10, told by its handshake
+    finally:
+        real.close()
+    for major, expected in ((3, {bare: None, unlimited: None, own: 5}), (4, {bare: 20, unlimited: None, own: 5})):
+        monkeypatch.setattr(connection.Session, "server_major", lambda self, major=major: major)
+        adapter = RabbitMQAdapter(ConnectOptions(url=parse(rq.amqp_url), management_url=rq.management_url))
+        try:
+            got = {queue: adapter.read_traits(queue) for queue in expected}
+        finally:
+            adapter.close()
+        assert {queue: t.read_limit if t.counts_reads else None for queue, t in got.items()} == expected, major
+    assert "default delivery limit of 20" in (got[bare].limit_reason or "")
