@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from qctl.adapter import Adapter, ConnectOptions
@@ -30,7 +31,7 @@ class KafkaAdapter(Adapter):
     def __init__(self, options: ConnectOptions) -> None:
         super().__init__(options)
         self._admin: Any = None
-        self._producer: Any = None
+        self._producers: dict[int, Any] = {}  # by the max.message.bytes they were made for
 
     def check_name(self, queue: str) -> None:
         if not LEGAL_TOPIC.match(queue) or queue in (".", ".."):
@@ -68,20 +69,24 @@ class KafkaAdapter(Adapter):
     def destination(self, queue: str) -> KafkaDestination:
         cluster = self.cluster
         cluster.topic_partitions(queue)  # QueueNotFound now; auto-creation is never used
-        return KafkaDestination(queue, self._producing, cluster.max_message_bytes(queue), self.options.timeout)
+        max_bytes = cluster.max_message_bytes(queue)
+        return KafkaDestination(queue, partial(self._producing, max_bytes), max_bytes, self.options.timeout)
 
-    def _producing(self) -> Any:
-        if self._producer is None:
+    def _producing(self, max_bytes: int) -> Any:
+        """The producer for topics limited to ``max_bytes`` (one per limit: librdkafka's size settings are
+        per producer, and most topics share the broker's default)."""
+        producer = self._producers.get(max_bytes)
+        if producer is None:
             # A fatal producer error fails every delivery report after it: those records count as failed.
-            self._producer = rdkafka.producer(self.options, lambda _error: None)
-        return self._producer
+            producer = self._producers[max_bytes] = rdkafka.producer(self.options, lambda _error: None, max_bytes)
+        return producer
 
     def ping(self) -> list[Check]:
         return pinging.ping(self.options)
 
     def close(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
+        producers, self._producers = self._producers, {}
+        for producer in producers.values():
             with rdkafka.translated("cannot close the producer"):
                 producer.flush(self.options.timeout)
         self._admin = None  # librdkafka's admin client has no close: dropping it closes its connections

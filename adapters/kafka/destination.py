@@ -6,7 +6,12 @@ polls for them (or flushes, when asked to wait).  The key and every header
 the record now, so moved or restored old records are not deleted at once by
 the topic's retention.  Properties from other backends have no place in a
 Kafka record and are dropped (and counted).  A record over the topic's
-``max.message.bytes`` is refused before anything is sent.
+``max.message.bytes`` is refused before anything is sent: :func:`batch_bytes`
+is the exact size the broker checks (the record alone in a v2 batch, as the
+uncompressed producer sends it), and the producer is made for the topic's
+limit (:func:`.rdkafka.producer`), so a record that passes is one librdkafka
+takes and the broker keeps, and one that does not is found before the first
+publish.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from qctl.errors import BrokerUnavailable
 from qctl.models import Message
 from qctl.primitives import Carries, Reader, Taken
 
-RECORD_OVERHEAD = 70  # bytes of a v2 record batch and record header around key, value and headers
+BATCH_HEADER = 61  # a v2 record batch before its records: base offset, length, epoch, magic, CRC, ..., count
 
 
 class Ticket:
@@ -40,10 +45,11 @@ class KafkaDestination:
         self.timeout = max(timeout, 30.0)
 
     def refusal(self, message: Message) -> str | None:
-        size = RECORD_OVERHEAD + len(message.body) + len(message.key or b"")
-        size += sum(len(name.encode()) + len(header_bytes(value)) + 2 for name, value in message.pairs())
+        size = batch_bytes(message.key, message.body,
+                           [(str(name).encode(), header_bytes(value)) for name, value in message.pairs()])
         if size > self.max_bytes:
-            return f"a record of about {size} bytes is over {self.queue!r}'s max.message.bytes ({self.max_bytes})"
+            return (f"a record of {size} bytes (in its batch) is over {self.queue!r}'s "
+                    f"max.message.bytes ({self.max_bytes})")
         return None
 
     def send(self, messages: Sequence[Message]) -> Ticket:
@@ -78,6 +84,22 @@ class KafkaDestination:
 
     def move_from(self, reader: Reader, taken: Sequence[Taken], outgoing: Sequence[Message]) -> None:
         return None
+
+
+def batch_bytes(key: bytes | None, value: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:
+    """The bytes of a v2 record batch holding this one record, as the broker measures it against
+    ``max.message.bytes`` (Kafka's DefaultRecordBatch.sizeInBytes, no compression)."""
+    record = 1 + 1 + 1  # attributes, timestamp delta 0, offset delta 0
+    record += _varint(-1) if key is None else _varint(len(key)) + len(key)
+    record += _varint(len(value)) + len(value) + _varint(len(headers))
+    record += sum(_varint(len(name)) + len(name) + _varint(len(data)) + len(data) for name, data in headers)
+    return BATCH_HEADER + _varint(record) + record
+
+
+def _varint(number: int) -> int:
+    """Length of a zig-zag varint (Kafka's record fields)."""
+    zigzag = (number << 1) ^ (number >> 63)
+    return max(1, (zigzag.bit_length() + 6) // 7)
 
 
 def _reporter(ticket: Ticket, index: int) -> Callable[[Any, Any], None]:

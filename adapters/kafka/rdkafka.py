@@ -24,6 +24,8 @@ from qctl.options import ConnectOptions
 from qctl.urls import redact
 
 PEEK_FETCH_BYTES = 1024 * 1024  # librdkafka's default; a bigger batch than that is still returned whole
+MAX_BATCH_BYTES = 1024 * 1024  # a producer's batch.size where the topic allows more
+PRODUCER_MARGIN = 1024  # message.max.bytes over the topic's limit: librdkafka counts framing its own way
 
 
 def library() -> Any:
@@ -130,14 +132,23 @@ def consumer(options: ConnectOptions, group: str | None, wanted: int | None = No
             "check.crcs": False, **fetch, "fetch.wait.max.ms": 100})
 
 
-def producer(options: ConnectOptions, on_error: Any) -> Any:
+def producer(options: ConnectOptions, on_error: Any, max_bytes: int) -> Any:
     """acks=all, idempotent, partitioned by key with the Java clients' murmur2 (librdkafka's own default
-    would pick other partitions than the applications that wrote the topic)."""
+    would pick other partitions than the applications that wrote the topic), for topics whose
+    ``max.message.bytes`` is ``max_bytes``.
+
+    librdkafka refuses a record at ``produce()`` by its own ``message.max.bytes`` (1,000,000 by default,
+    under the broker's default topic limit of 1,048,588), so it gets the topic's limit plus a margin: a
+    record that fits the topic (checked first, exactly, by the destination) is one librdkafka takes.
+    ``batch.size`` stays within the limit too: librdkafka fills a batch with several records up to
+    ``batch.size``, and the broker refuses a whole batch over the topic's limit (a batch of small
+    records on a topic limited to 2 kB was refused)."""
     ck = library()
     budget = max(options.timeout, 30.0)
     with translated(f"cannot connect to {options.url}"):
         return ck.Producer({
             **settings(options), "acks": "all", "enable.idempotence": True, "linger.ms": 20,
-            "batch.size": 1024 * 1024, "compression.type": "none", "partitioner": "murmur2_random",
-            "message.timeout.ms": int(budget * 1000), "queue.buffering.max.messages": 200_000,
-            "error_cb": on_error})
+            "message.max.bytes": min(max(max_bytes + PRODUCER_MARGIN, 1000), 1_000_000_000),
+            "batch.size": max(1, min(MAX_BATCH_BYTES, max_bytes)), "compression.type": "none",
+            "partitioner": "murmur2_random", "message.timeout.ms": int(budget * 1000),
+            "queue.buffering.max.messages": 200_000, "error_cb": on_error})

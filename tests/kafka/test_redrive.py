@@ -73,6 +73,39 @@ def test_to_limit_dry_run_and_custom_group(kafka: KafkaDriver, qctl: QctlRunner)
     assert missing.rc == 4, missing
 
 
+def test_a_dry_run_after_a_partial_redrive_counts_only_what_the_group_has_not_committed_past(
+        kafka: KafkaDriver, qctl: QctlRunner) -> None:
+    total, limit = 30, 7
+    source, dlq = _dead_letters(kafka, total, partitions=3)
+    group = kafka.unique("rd-dry-group")
+
+    first = qctl("redrive", "-u", kafka.url, dlq, "--limit", str(limit), "--group", group, "-o", "json")
+    assert first.rc == 0 and first.json()["moved"] == limit, first
+    committed = kafka.committed(group, dlq)
+    assert sum(committed.values()) == limit, committed
+    moved = sorted(kafka.contents(source))
+    assert len(moved) == limit
+
+    dry = qctl("redrive", "-u", kafka.url, dlq, "--dry-run", "--group", group, "-o", "json")
+
+    assert dry.rc == 0, dry
+    assert dry.json()["targets"] == {source: total - limit}, dry
+    assert kafka.committed(group, dlq) == committed  # the dry run committed nothing
+    assert sorted(kafka.contents(source)) == moved  # and moved nothing
+    assert len(kafka.contents(dlq)) == total
+    fresh = kafka.unique("rd-dry-fresh")
+    other = qctl("redrive", "-u", kafka.url, dlq, "--dry-run", "--group", fresh, "-o", "json")
+    assert other.json()["targets"] == {source: total}, other  # a group that never committed starts at the start
+    assert fresh not in kafka.groups() and kafka.committed(fresh, dlq) == {}
+
+    rest = qctl("redrive", "-u", kafka.url, dlq, "--group", group, "-o", "json")
+    assert rest.json()["moved"] == total - limit, rest
+    assert sorted(kafka.contents(source)) == sorted(f"m{i}".encode() for i in range(total))  # each once
+    after = qctl("redrive", "-u", kafka.url, dlq, "--dry-run", "--group", group, "-o", "json")
+    assert after.json()["targets"] == {}, after
+    assert kafka.committed(group, dlq) == kafka.offsets(dlq)[1]
+
+
 def test_max_redrives_and_no_target_are_skipped(kafka: KafkaDriver, qctl: QctlRunner) -> None:
     source, dlq = _dead_letters(kafka, 0, partitions=1)
     kafka.produce(dlq, [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from qctl.redrive import REDRIVE_COUNT_HEADER
 from qctl.testing.driver import plain
 from tests.conftest import QctlRunner
 from tests.sqs.driver import SQSDriver
+from tests.sqs.shim import shim
+
+LIMIT_256K = 262_144  # an AWS queue's MaximumMessageSize before 2025, and a common setting since
 
 
 def lines(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -60,6 +64,49 @@ def test_what_sqs_cannot_take_is_refused_with_its_line_before_anything_is_sent(s
         assert run.rc == 2, (label, run)
         assert "line 3" in run.err and reason in run.err, (label, run)
     assert sqs.counts(name) == (0, 0)  # nothing was published by any of them
+
+
+def test_a_queue_limited_to_256_kb_refuses_a_body_one_byte_over_and_takes_one_exactly_at_it(
+        sqs: SQSDriver, qctl: QctlRunner, names: Any, tmp_path: Path) -> None:
+    """MaximumMessageSize 262,144 counts the body as sent (UTF-8 text, or base64 with its marker attribute)
+    plus each attribute's name, DataType and value.  ElasticMQ keeps no per-queue size (see tests/sqs/shim.py):
+    the shim answers GetQueueAttributes as AWS would for such a queue, everything else is ElasticMQ's."""
+    name = names("limit-256k")
+    sqs.create(name, attributes={"MaximumMessageSize": str(LIMIT_256K)})  # what AWS keeps (ElasticMQ forgets)
+    ok = {"body": "fine"}
+    tenant = {"tenant": "acme"}  # an attribute of 6 + 6 ("String") + 4 bytes
+    binary = b"\xff" * 196_584  # base64: 262,112 bytes, plus the marker x-qctl-body-encoding=base64 (20 + 6 + 6)
+    exact: list[dict[str, Any]] = [
+        {"body": "x" * LIMIT_256K},
+        {"body": "x" * (LIMIT_256K - 16), "headers": tenant},
+        {"body": base64.b64encode(binary).decode(), "body_encoding": "base64"},
+        {"body": "\u00e9" * (LIMIT_256K // 2)},  # two UTF-8 bytes each
+    ]
+    over: dict[str, tuple[dict[str, Any], str]] = {
+        "plain": ({"body": "x" * (LIMIT_256K + 1)}, "262,145 bytes"),
+        "attribute": ({"body": "x" * (LIMIT_256K - 15), "headers": tenant}, "262,145 bytes"),
+        "base64": ({"body": base64.b64encode(binary + b"\xff").decode(), "body_encoding": "base64"}, "262,148 bytes"),
+        "utf-8": ({"body": "\u00e9" * (LIMIT_256K // 2) + "x"}, "262,145 bytes"),
+    }
+    with shim(sqs.endpoint, {name: LIMIT_256K}) as front:
+        for label, (row, size) in over.items():
+            file = lines(tmp_path / f"{label}.jsonl", [ok, ok, row, *exact, ok])
+            run = qctl("restore", "-u", front.url, str(file), "--to", name)
+            assert run.rc == 2, (label, run)
+            error = run.err.strip().splitlines()[-1]
+            assert "line 3:" in error and size in error and "MaximumMessageSize of 262,144" in error, (label, run)
+            assert "nothing was restored" in error, (label, run)
+        assert "GetQueueAttributes" in front.operations  # the limit was read from the queue
+        assert front.sent() == [] and sqs.counts(name) == (0, 0)  # refused before anything was sent
+
+        run = qctl("restore", "-u", front.url, str(lines(tmp_path / "exact.jsonl", [ok, *exact, ok])),
+                   "--to", name, "-o", "json")
+        assert run.rc == 0 and run.json()["restored"] == 6, run
+        assert front.sent()
+    received = sorted(((m.body, m.headers) for m in sqs.drain(name)), key=lambda pair: pair[0])
+    expected = [(b"fine", {}), (b"fine", {}), (b"x" * LIMIT_256K, {}), (b"x" * (LIMIT_256K - 16), tenant),
+                (binary, {}), (("\u00e9" * (LIMIT_256K // 2)).encode(), {})]
+    assert received == sorted(expected, key=lambda pair: pair[0])  # each once, byte for byte, with its attribute
 
 
 def test_a_message_the_redrive_count_would_push_over_ten_attributes_stays(sqs: SQSDriver, q: QctlRunner,
