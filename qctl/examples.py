@@ -1,4 +1,7 @@
-"""Real examples for every command's ``--help`` (and the man page), in the style of gh and kubectl."""
+"""Real examples for every command's ``--help`` (and the man page), in the style of gh and kubectl.
+
+Keyed by the command's path (``"config show"``); tests/core/test_help.py fails for a command without them.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +49,18 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "ping": [
         ("is this profile ready for cron?", "qctl ping -p prod"),
         ("for provisioning scripts", "qctl ping -u amqp://ops@rabbit/%2F -o json"),
+    ],
+    "config list": [
+        ("every profile, the default marked, passwords masked", "qctl config list"),
+        ("the profile names, for a script", "qctl config list -o json | jq -r '.[].name'"),
+    ],
+    "config show": [
+        ("what qctl will connect to for prod, and where its password comes from", "qctl config show prod"),
+        ("its TLS files and dead-letter naming, for a provisioning check", "qctl config show prod -o json"),
+    ],
+    "config path": [
+        ("where qctl reads its profiles ($QCTL_CONFIG, else ~/.config/qctl/config.toml)", "qctl config path"),
+        ("who can read it (qctl warns when others can read a password)", "qctl config path | xargs ls -l"),
     ],
     "completion": [
         ("bash, for every user", "qctl completion bash > /etc/bash_completion.d/qctl"),

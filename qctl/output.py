@@ -35,9 +35,19 @@ def colour_allowed() -> bool:
     return "NO_COLOR" not in os.environ
 
 
+def styles_shown(count: int, stream: TextIO | None = None) -> bool:
+    """Whether a table of ``count`` rows on ``stream`` is drawn by rich in colour: callers work out cell
+    styles only then (off a terminal, under NO_COLOR or in a long table they would go unused)."""
+    return is_terminal(stream or sys.stdout) and count <= RICH_ROWS and colour_allowed()
+
+
 def rows(records: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str], *,
-         stream: TextIO | None = None, title: str | None = None) -> None:
-    """Print a list of rows; ``columns`` orders the table and csv (json keeps every field)."""
+         stream: TextIO | None = None, title: str | None = None,
+         styles: Sequence[Mapping[str, str]] | None = None) -> None:
+    """Print a list of rows; ``columns`` orders the table and csv (json keeps every field).
+
+    ``styles`` (one ``{column: rich style}`` per record) draws attention in the rich table only.
+    """
     out = stream or sys.stdout
     if fmt == "json":
         # One row per line: readable, and json's C encoder (indent= falls back to pure Python,
@@ -51,7 +61,7 @@ def rows(records: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str],
     elif fmt == "csv":
         _csv(records, columns, out)
     elif fmt == "table":
-        table(records, columns, out, title=title)
+        table(records, columns, out, title=title, styles=styles)
     else:
         raise UsageError(f"output format {fmt!r} is not available for this command",
                          hint="use table, json, jsonl or csv")
@@ -188,7 +198,13 @@ def shown(value: Any) -> str:
 
 
 def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO, *,
-          title: str | None = None) -> None:
+          title: str | None = None, styles: Sequence[Mapping[str, str]] | None = None) -> None:
+    """Rich on a terminal (up to RICH_ROWS rows), else :func:`plain`.
+
+    ``styles``, one ``{column: rich style}`` per record, colours cells of the rich table only, and only
+    when colour is allowed: rich's ``no_color`` drops colours but keeps bold, so under ``NO_COLOR`` the
+    styles are not given to rich at all, and the plain form never sees them (scripts cut it).
+    """
     data = [[shown(record.get(col)) for col in columns] for record in records]
     terminal = is_terminal(out)
     if terminal and len(data) <= RICH_ROWS:
@@ -196,15 +212,19 @@ def table(records: Sequence[Mapping[str, Any]], columns: Sequence[str], out: Tex
         from rich.table import Table
         from rich.text import Text
 
-        grid = Table(title=title, header_style="bold" if colour_allowed() else None)
+        coloured = colour_allowed()
+        grid = Table(title=title, header_style="bold" if coloured else None)
         numeric = {col for col in columns if records and all(
             isinstance(r.get(col), int) or r.get(col) is None for r in records)}
         for col in columns:
             grid.add_column(col.upper(), justify="right" if col in numeric else "left",
                             overflow="fold")
-        for line in data:
-            grid.add_row(*(Text(value) for value in line))  # Text: a body's "[red]" is not markup
-        Console(file=out, no_color=not colour_allowed(), highlight=False).print(grid)
+        marks: Sequence[Mapping[str, str]] = styles if styles and coloured else ()
+        for index, line in enumerate(data):
+            mark = marks[index] if index < len(marks) else {}
+            # Text: a body's "[red]" is not markup
+            grid.add_row(*(Text(value, style=mark.get(col, "")) for col, value in zip(columns, line, strict=True)))
+        Console(file=out, no_color=not coloured, highlight=False).print(grid)
         return
     if not data:
         out.write("  ".join(col.upper() for col in columns) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,11 +83,31 @@ def open_all(chosen: Sequence[Target], include_internal: bool, given: dict[str, 
     return opened
 
 
-def render(records: list[dict[str, Any]], run: StatsRun, fmt: str, several: bool, *, rates: bool = False) -> None:
+def render(records: list[dict[str, Any]], run: StatsRun, fmt: str, several: bool, *, rates: bool = False,
+           opened: Sequence[tuple[Target, Adapter]] = ()) -> None:
     if fmt == "prom":
         output.prometheus(records)
-    else:
-        output.rows(records, fmt, columns(run, several, rates=rates))
+        return
+    styles = None
+    if fmt == "table" and output.styles_shown(len(records)):
+        styles = attention(records, run, opened, several)
+    output.rows(records, fmt, columns(run, several, rates=rates), styles=styles)
+
+
+def attention(records: Sequence[dict[str, Any]], run: StatsRun, opened: Sequence[tuple[Target, Adapter]],
+              several: bool) -> list[dict[str, str]]:
+    """Cell styles for a terminal: dead letters waiting, thresholds crossed (see ``present.stats_attention``)."""
+    from qctl import present
+
+    # Each broker's own dead-letter naming (its profile may add suffixes); rows carry "broker" only when several.
+    namings = {(str(chosen.options.url) if several else None): chosen.options.dead_letter for chosen, _ in opened}
+
+    def is_dead_letter_name(row: Mapping[str, Any]) -> bool:
+        naming = namings.get(row.get("broker"))
+        return naming is not None and naming.is_dead_letter_name(str(row.get("queue")))
+
+    return present.stats_attention(records, is_dead_letter_name=is_dead_letter_name, fail_above=run.fail_above,
+                                   fail_lag_above=run.fail_lag_above, fail_age_above=run.fail_age_above)
 
 
 def run_stats(chosen: Sequence[Target], run: StatsRun, fmt: str, *, quiet: bool, given: dict[str, Any],
@@ -101,7 +121,7 @@ def run_stats(chosen: Sequence[Target], run: StatsRun, fmt: str, *, quiet: bool,
         for _, adapter in opened:
             adapter.close()
     records = [built for _, built in rows]
-    render(records, run, fmt, len(opened) > 1)
+    render(records, run, fmt, len(opened) > 1, opened=opened)
     check_thresholds(records, run)
 
 
