@@ -32,6 +32,13 @@ from tests.redis.driver import free_port
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 SEP = b"\x06\x16"
+COUNT_FIELD = "qctl_redrive_count"  # where the layouts keep qctl's redrive count in a job (layouts/base.py)
+COUNT_HEADER = "x-qctl-redrive-count"
+
+
+def count_headers(raw: bytes | int | None) -> dict[str, int]:
+    """A job's stored redrive count as the header qctl shows it."""
+    return {} if raw is None else {COUNT_HEADER: int(raw)}
 
 
 def known_flags(**flags: Any) -> Capabilities:
@@ -105,6 +112,28 @@ class SidekiqDriver(LayoutDriver):
         self.client.srem("queues", name)
 
 
+class SidekiqJobDriver(SidekiqDriver):
+    """Sidekiq jobs as ``Sidekiq::Client.push`` writes them, one per body (the body, as text, its one argument;
+    ``contents`` gives the arguments back): for the cases about what a job keeps of its own, qctl's redrive
+    count (``x-qctl-redrive-count``), which a bare list element has no place for."""
+
+    def make_queue(self, name: str, messages: list[Message]) -> None:
+        super().make_queue(name, [])
+        now = time.time()
+        if messages:
+            self.client.lpush(f"queue:{name}", *(json.dumps(
+                {"retry": True, "queue": name, "class": "QctlJob", "args": [m.body.decode()],
+                 "jid": uuid.uuid4().hex[:24], "created_at": now, "enqueued_at": now}) for m in messages))
+
+    def messages(self, name: str) -> list[Message]:
+        jobs = [json.loads(raw) for raw in reversed(self.client.lrange(f"queue:{name}", 0, -1))]
+        return [Message(queue=name, position=str(i), body=job["args"][0].encode(),
+                        headers=count_headers(job.get(COUNT_FIELD))) for i, job in enumerate(jobs)]
+
+    def contents(self, name: str) -> list[bytes]:
+        return [m.body for m in self.messages(name)]
+
+
 class RQDriver(LayoutDriver):
     """``rq:queue:<name>`` lists of ids and ``rq:job:<id>`` hashes as ``Job.save`` writes them, the body as
     ``data`` (zlib-compressed, as RQ stores it); ``<name>:failed`` is the FailedJobRegistry, filled as
@@ -154,14 +183,15 @@ class RQDriver(LayoutDriver):
         return [m.body for m in self.messages(name)]
 
     def messages(self, name: str) -> list[Message]:
-        """The jobs with their bodies (``data``) and ids, as qctl names them (``properties.job_id``)."""
+        """The jobs with their bodies (``data``), ids and redrive counts, as qctl shows them (``properties.job_id``,
+        the ``x-qctl-redrive-count`` header)."""
         ids = self._ids(name)
         pipe = self.client.pipeline()
         for job_id in ids:
-            pipe.hget(b"rq:job:" + job_id, "data")
-        return [Message(queue=name, position=str(i), body=zlib.decompress(data),
+            pipe.hmget(b"rq:job:" + job_id, "data", COUNT_FIELD)
+        return [Message(queue=name, position=str(i), body=zlib.decompress(data), headers=count_headers(count),
                         properties={"job_id": job_id.decode()})
-                for i, (job_id, data) in enumerate(zip(ids, pipe.execute(), strict=True))]
+                for i, (job_id, (data, count)) in enumerate(zip(ids, pipe.execute(), strict=True))]
 
     def delete(self, name: str) -> None:
         self.client.delete(f"rq:queue:{name}", f"rq:failed:{name}")
@@ -215,10 +245,10 @@ class BullMQDriver(LayoutDriver):
                    *self.client.zrange(base + "prioritized", 0, -1)]
         pipe = self.client.pipeline()
         for job_id in ids:
-            pipe.hmget(base.encode() + job_id, "data", "name")
-        return [Message(queue=name, position=str(i), body=data or b"",
+            pipe.hmget(base.encode() + job_id, "data", "name", COUNT_FIELD)
+        return [Message(queue=name, position=str(i), body=data or b"", headers=count_headers(count),
                         properties={"job_id": job_id.decode(), "task": (task or b"").decode()})
-                for i, (job_id, (data, task)) in enumerate(zip(ids, pipe.execute(), strict=True))]
+                for i, (job_id, (data, task, count)) in enumerate(zip(ids, pipe.execute(), strict=True))]
 
     def delete(self, name: str) -> None:
         self.client.delete(f"bull:{name}:wait", f"bull:{name}:failed")

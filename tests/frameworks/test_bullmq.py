@@ -110,3 +110,33 @@ def test_retry_into_another_queue_moves_the_job_there(frameworks_env: dict[str, 
     assert (done.completed, done.failed) == (5, 0)
     bad = qctl("redrive", "-u", url, f"{queue}:failed", "--to", "has:colon")
     assert bad.rc == 2 and "cannot contain" in bad.err
+
+
+def test_max_redrives_counts_through_bullmqs_own_failures(frameworks_env: dict[str, str], qctl: QctlRunner,
+                                                          tmp_path: Path) -> None:
+    """qctl's redrive count lives in the job hash, which BullMQ's scripts keep: --max-redrives stops poison."""
+    url = layout_url(URL)
+    queue = fixtures.unique_queue("bq", "bullmq")
+    fixtures.bullmq_add(queue, failing=2, error_name="TypeError", message="poison")
+    fixtures.bullmq_work(queue, fail=True)
+    db = fixtures.client("bullmq")
+    for count in (1, 2):
+        run = qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2", "-o", "json")
+        assert run.rc == 0 and run.json()["moved"] == 2, run
+        assert fixtures.bullmq_work(queue, fail=True).failed == 2  # failed again, by BullMQ's own Worker
+        peeked = qctl("peek", "-u", url, "--dead", queue, "-o", "json").json()
+        assert [r["headers"] for r in peeked] == [{"x-qctl-redrive-count": count}] * 2, peeked
+        assert all("qctl_redrive_count" not in r["properties"]["bullmq"] and r["delivery_count"] == count + 1
+                   for r in peeked)
+        assert [db.hget(f"bull:{queue}:".encode() + i, "qctl_redrive_count") for i in _failed(queue)] == \
+            [str(count).encode()] * 2
+    poison = qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2", "-o", "json")
+    assert poison.rc == 6 and (poison.json()["moved"], poison.json()["skipped"]) == (0, 2), poison
+    assert "--max-redrives" in poison.err and len(_failed(queue)) == 2
+    backup = tmp_path / "failed.jsonl"  # a backup keeps the count (a header), and a restore puts it back
+    assert qctl("purge", "-u", url, "--dead", queue, "--yes", "--backup", str(backup)).rc == 0
+    assert qctl("restore", str(backup), "--to", f"{queue}:failed", "-u", url).rc == 0
+    assert [db.hget(f"bull:{queue}:".encode() + i, "qctl_redrive_count") for i in _failed(queue)] == [b"2"] * 2
+    assert qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2").rc == 6
+    assert qctl("redrive", "-u", url, f"{queue}:failed", "-o", "json").json()["moved"] == 2  # no guard: it moves
+    assert fixtures.bullmq_work(queue, fail=False).completed == 2

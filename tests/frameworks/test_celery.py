@@ -45,6 +45,7 @@ def test_unacked_tasks_of_a_killed_worker_are_restored_and_run(frameworks_env: d
 
     fresh = qctl("redrive", "-u", url, f"{queue}:unacked", "-o", "json")  # within visibility_timeout: stays
     assert fresh.rc == 0 and fresh.json()["moved"] == 0 and "visibility_timeout" in fresh.err, fresh
+    assert _says_failures_live_in_the_result_backend(fresh.err, f"{queue}:unacked"), fresh
     db = fixtures.client("celery")
     tag = next(t for t, v in db.hgetall("unacked").items() if json.loads(v)[2] == queue)
     db.set("unacked_mutex", b"a-kombu-sweep", px=60_000)  # a worker's restore_visible holds the lock
@@ -55,12 +56,21 @@ def test_unacked_tasks_of_a_killed_worker_are_restored_and_run(frameworks_env: d
 
     run = qctl("redrive", "-u", layout_url(URL, visibility_timeout="0"), f"{queue}:unacked", "-o", "json")
     assert run.rc == 0 and run.json()["moved"] == 1, run
+    assert _says_failures_live_in_the_result_backend(run.err, f"{queue}:unacked"), run
+    assert "result backend" not in qctl("redrive", "-u", url, f"{queue}:unacked", "-q").err  # -q: errors only
     assert not db.hexists("unacked", tag) and db.zscore("unacked_index", tag) is None
     assert not db.exists("unacked_mutex")
     restored = json.loads(db.lindex(queue, -1))
     assert restored["headers"]["redelivered"] is True and restored["properties"]["delivery_info"]["redelivered"]
     assert restored["properties"]["delivery_tag"] == tag.decode()
     assert fixtures.celery_work(queue).completed == 1
+
+
+def _says_failures_live_in_the_result_backend(err: str, source: str) -> bool:
+    """One notice line on stderr: no failed tasks on the broker, and what redrive returned from ``source``."""
+    lines = [line for line in err.splitlines() if "result backend" in line]
+    return len(lines) == 1 and lines[0].startswith("qctl: ") and "stale unacked entries" in lines[0] and \
+        repr(source) in lines[0]
 
 
 def test_purge_empties_every_priority_list(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:

@@ -149,3 +149,31 @@ def test_peek_reads_the_pickled_call_without_unpickling_it(frameworks_env: dict[
     db.hset(b"rq:job:" + job_id, mapping={"data": zlib.compress(pickle.dumps(_Touch(str(trap))))})
     shown = qctl("peek", "-u", layout_url(URL), queue, "-o", "json")
     assert shown.rc == 0 and not trap.exists(), shown
+
+
+def test_max_redrives_counts_through_rqs_own_failures(frameworks_env: dict[str, str], qctl: QctlRunner,
+                                                       tmp_path: Path) -> None:
+    """qctl's redrive count lives in the job hash, which RQ's failure path keeps: --max-redrives stops poison."""
+    url = layout_url(URL)
+    queue = fixtures.unique_queue("rq", "rq")
+    fixtures.rq_enqueue(queue, failing=2, exc="ValueError", message="poison")
+    fixtures.rq_work(queue, fail=True)
+    db = fixtures.client("rq")
+    for count in (1, 2):
+        run = qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2", "-o", "json")
+        assert run.rc == 0 and run.json()["moved"] == 2, run
+        assert fixtures.rq_work(queue, fail=True).failed == 2  # failed again, by RQ's own worker
+        peeked = qctl("peek", "-u", url, "--dead", queue, "-o", "json").json()
+        assert [r["headers"] for r in peeked] == [{"x-qctl-redrive-count": count}] * 2, peeked
+        assert all("qctl_redrive_count" not in r["properties"]["rq"] for r in peeked)
+        assert [db.hget(b"rq:job:" + i, "qctl_redrive_count") for i in _failed(queue)] == [str(count).encode()] * 2
+    poison = qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2", "-o", "json")
+    assert poison.rc == 6 and (poison.json()["moved"], poison.json()["skipped"]) == (0, 2), poison
+    assert "--max-redrives" in poison.err and len(_failed(queue)) == 2
+    backup = tmp_path / "failed.jsonl"  # a backup keeps the count (a header), and a restore puts it back
+    assert qctl("purge", "-u", url, "--dead", queue, "--yes", "--backup", str(backup)).rc == 0
+    assert qctl("restore", str(backup), "--to", f"{queue}:failed", "-u", url).rc == 0
+    assert [db.hget(b"rq:job:" + i, "qctl_redrive_count") for i in _failed(queue)] == [b"2"] * 2
+    assert qctl("redrive", "-u", url, f"{queue}:failed", "--max-redrives", "2").rc == 6
+    assert qctl("redrive", "-u", url, f"{queue}:failed", "-o", "json").json()["moved"] == 2  # no guard: it moves
+    assert fixtures.rq_work(queue, fail=False).completed == 2

@@ -55,6 +55,7 @@ def test_stats_peek_and_a_retry_filtered_by_error_class(frameworks_env: dict[str
     pushed = [json.loads(raw) for raw in db.lrange(f"queue:{queue}", 0, -1)]
     assert len(pushed) == 3 and db.sismember("queues", queue)
     for job in pushed:  # SortedEntry#retry: retry_count - 1, enqueued_at now; the rest as it was
+        assert job.pop("qctl_redrive_count") == 1  # and qctl's redrive count, last
         old = before[job["jid"]]
         assert job["retry_count"] == old["retry_count"] - 1 == -1
         assert isinstance(job["enqueued_at"], float) and job["enqueued_at"] > old["enqueued_at"]
@@ -134,3 +135,34 @@ def test_jobs_of_another_queue_and_broken_members_stay(frameworks_env: dict[str,
     jobs = [json.loads(raw) for raw in fixtures.client("sidekiq").lrange(f"queue:{queue}", 0, -1)]
     assert [j["queue"] for j in jobs] == [queue, queue]
     assert fixtures.sidekiq_work(queue, fail=False).completed == 2
+
+
+def test_max_redrives_counts_through_sidekiqs_own_failures(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
+    """qctl's redrive count is a key of the job's JSON, which Sidekiq's retry and dead set keep: --max-redrives
+    stops poison."""
+    url = layout_url(URL)
+    queue = fixtures.unique_queue("sk", "sidekiq")
+    fixtures.sidekiq_push(queue, failing=2, error="QctlPoison", message="poison", retry=0)
+    fixtures.sidekiq_work(queue, fail=True)
+    for count in (1, 2):
+        run = qctl("redrive", "-u", url, f"{queue}:dead", "--max-redrives", "2", "-o", "json")
+        assert run.rc == 0 and run.json()["moved"] == 2, run
+        assert fixtures.sidekiq_work(queue, fail=True).failed == 2  # failed again, by Sidekiq itself
+        peeked = qctl("peek", "-u", url, "--dead", queue, "-o", "json").json()
+        assert [r["headers"] for r in peeked] == [{"x-qctl-redrive-count": count}] * 2, peeked
+        assert [j["qctl_redrive_count"] for j in _dead(queue)] == [count] * 2
+    poison = qctl("redrive", "-u", url, f"{queue}:dead", "--max-redrives", "2", "-o", "json")
+    assert poison.rc == 6 and (poison.json()["moved"], poison.json()["skipped"]) == (0, 2), poison
+    assert "--max-redrives" in poison.err and len(_dead(queue)) == 2
+    assert qctl("redrive", "-u", url, f"{queue}:dead", "-o", "json").json()["moved"] == 2  # no guard: it moves
+    assert fixtures.sidekiq_work(queue, fail=False).completed == 2
+
+
+def test_a_redrive_count_with_no_place_is_said(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
+    """A list element that is not a Sidekiq job has no place for qctl's redrive count: moved, and a notice."""
+    queue = fixtures.unique_queue("sk", "sidekiq")
+    fixtures.client("sidekiq").lpush(f"queue:{queue}:dlq", b"not a job")
+    run = qctl("redrive", "-u", layout_url(URL), f"{queue}:dlq", "-o", "json")
+    assert run.rc == 0 and run.json()["targets"] == {queue: 1}, run
+    assert "not Sidekiq jobs" in run.err and "--max-redrives" in run.err, run
+    assert fixtures.client("sidekiq").lrange(f"queue:{queue}", 0, -1) == [b"not a job"]

@@ -25,9 +25,13 @@ from qctl.errors import UsageError
 from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
 from qctl.options import ConnectOptions
 from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
+from qctl.redrive import REDRIVE_COUNT_HEADER, redrive_count
 
 BACKEND = "redis"
 PURGE_STEP = 500  # jobs deleted per step: each takes a few commands
+# qctl's redrive count, kept in the job record itself (Sidekiq's JSON, RQ's and BullMQ's hash): each framework
+# keeps fields it does not know through its own failures and retries, so --max-redrives sees it next time.
+COUNT_FIELD = "qctl_redrive_count"
 
 
 class Layout(abc.ABC):
@@ -141,13 +145,29 @@ def row(queue: str, kind: str, depth: int | None, **fields: Any) -> QueueStats:
     return QueueStats(backend=BACKEND, queue=queue, type=kind, depth=depth, **fields)
 
 
-def json_safe(fields: dict[bytes, bytes], skip: bytes | None = None) -> dict[str, Any]:
+def count_headers(raw: Any) -> dict[str, Any]:
+    """A job's stored redrive count as the message's ``x-qctl-redrive-count`` header (``{}`` when it has none)."""
+    count = None if isinstance(raw, bool) else number(raw)
+    return {REDRIVE_COUNT_HEADER: count} if count is not None and count >= 0 else {}
+
+
+def outgoing_count(message: Message) -> int | None:
+    """The redrive count to store in a job: the message's header (a redrive has bumped it), else None."""
+    return redrive_count(message) if REDRIVE_COUNT_HEADER in message.headers else None
+
+
+def other_headers(messages: Sequence[Message]) -> bool:
+    """Does any of these carry a header besides the redrive count?  A job record has no place for those."""
+    return any(name != REDRIVE_COUNT_HEADER for message in messages for name, _ in message.pairs())
+
+
+def json_safe(fields: dict[bytes, bytes], skip: Sequence[bytes] = ()) -> dict[str, Any]:
     """A hash's fields as JSON values, as :func:`qctl.codec.header_value` writes them (text, or
     ``{"$base64": ...}`` for bytes that are not UTF-8), without its per-value dispatch: this runs for every
     field of every job a pass reads."""
     found: dict[str, Any] = {}
     for name, value in fields.items():
-        if name == skip:
+        if name in skip:
             continue
         try:
             found[name.decode()] = value.decode()

@@ -22,7 +22,9 @@ for ``lifo``), the marker unless paused or maxed, a flow child back among
 its parent's dependencies, and the ``waiting`` event bull-board and
 QueueEvents listen for.  ``--to`` another queue moves the job there (a free
 id there, the same keys, a ``removed`` event here).  The version comes from
-``meta``'s ``version`` field.  Jobs carry no qctl header.
+``meta``'s ``version`` field.  qctl's redrive count lives in the job hash
+(``qctl_redrive_count``: BullMQ's scripts set and delete only the fields they
+name) and reads back as the ``x-qctl-redrive-count`` header.
 """
 
 from __future__ import annotations
@@ -35,7 +37,21 @@ from typing import Any
 
 from qctl.adapters.redis.keys import command, is_glob, key_bytes, key_name, pipelined, score_pairs
 from qctl.adapters.redis.layouts import bullmq_lua, fetch, sources, steps
-from qctl.adapters.redis.layouts.base import Layout, age, epoch, json_safe, loads, number, row, selected, text
+from qctl.adapters.redis.layouts.base import (
+    COUNT_FIELD,
+    Layout,
+    age,
+    count_headers,
+    epoch,
+    json_safe,
+    loads,
+    number,
+    other_headers,
+    outgoing_count,
+    row,
+    selected,
+    text,
+)
 from qctl.adapters.redis.layouts.sources import Chain, ListSource, SetSource, Source, owned, part
 from qctl.adapters.redis.layouts.steps import Command, Item
 from qctl.codec import header_bytes
@@ -49,6 +65,8 @@ STORED = (b"name", b"opts", b"timestamp", b"delay", b"priority")  # storeJob's f
 RECORD = "bullmq"  # the property that holds the job hash's other fields, as stored: only a BullMQ job has it
 PROPERTIES = frozenset({"job_id", "queue", "task", RECORD, "score", "missing"})  # what peek shows
 FOREIGN_KEPT = frozenset({"job_id", "task"})  # another message's id and task name become the job's id and name
+COUNT = COUNT_FIELD.encode()
+NOT_RECORDED = (b"data", COUNT)  # hash fields that are not in properties.bullmq: the body, and the header
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +295,7 @@ class BullDestination:
         self.base = layout.base(address.queue)
         self.foreign = False  # a message that was not a BullMQ job was sent here
         self.renamed = False  # a job whose id this queue could hand out again (or in use) got a new one
+        self.lost_headers = False  # a message had headers besides the redrive count, which a job cannot keep
 
     @property
     def carries(self) -> Carries:
@@ -286,7 +305,8 @@ class BullDestination:
         names = set(FOREIGN_KEPT | ({"score"} if self.address.failed else set()) if self.foreign else PROPERTIES)
         if self.renamed:
             names.discard("job_id")
-        return Carries(properties=True, property_names=frozenset(names), timestamp=True)
+        return Carries(headers=not self.lost_headers, properties=True, property_names=frozenset(names),
+                       timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
         stored = message.properties.get(RECORD)
@@ -300,6 +320,7 @@ class BullDestination:
 
     def send(self, messages: Sequence[Message]) -> Sync:
         self.foreign = self.foreign or any(not isinstance(m.properties.get(RECORD), dict) for m in messages)
+        self.lost_headers = self.lost_headers or other_headers(messages)
         wanted = [str(m.properties.get("job_id") or "") for m in messages]
         replies = pipelined(self.layout.client, [("GET", self.base + b"id"),
                                                  *(("EXISTS", self.base + w.encode()) for w in wanted)])
@@ -322,6 +343,9 @@ class BullDestination:
         fields.setdefault(b"delay", b"0")
         fields.setdefault(b"priority", b"0")
         fields[b"data"] = message.body
+        count = outgoing_count(message)
+        if count is not None:
+            fields[COUNT] = str(count).encode()
         job_id = message.properties.get("job_id")
         score = message.properties.get("score") if self.address.failed else None
         if self.address.failed and not isinstance(score, (int, float)):
@@ -340,7 +364,8 @@ class BullDestination:
         mode = self.layout.mode(self.address.queue)
         ops: list[list[Command]] = []
         extra: list[list[Command]] = []
-        for item in taken:
+        for item, message in zip(taken, outgoing, strict=True):
+            count = outgoing_count(message)
             from_queue = str(item.message.properties.get("queue") or "")
             from_base = self.layout.base(from_queue)
             stored = item.message.properties.get(RECORD) or {}
@@ -350,9 +375,11 @@ class BullDestination:
             priority = number(stored.get("priority")) if isinstance(stored, dict) else 0
             extra.append([("E", from_base + item.handle)])
             if from_queue == self.address.queue and prev == "failed":
-                ops.append([("@bretry", self.base, item.handle, cmd, mode, priority or 0, prev)])
+                ops.append([("@bretry", self.base, item.handle, cmd, mode, priority or 0, prev),
+                            *([("HSET", self.base + item.handle, COUNT, count)] if count is not None else [])])
             else:
-                ops.append([("@bmove", from_base, item.handle, self.base, cmd, mode, priority or 0, prev)])
+                ops.append([("@bmove", from_base, item.handle, self.base, cmd, mode, priority or 0, prev,
+                             "" if count is None else count)])
         return reader.step(taken, ops, extra)
 
 
@@ -371,14 +398,15 @@ def job_message(name: str, queue: str, position: str, job_id: bytes, fields: dic
         properties["missing"] = True
         return Message(queue=name, position=position, body=b"", properties=properties)
     properties["task"] = text(fields.get(b"name"))
-    properties[RECORD] = json_safe(fields, skip=b"data")
+    properties[RECORD] = json_safe(fields, skip=NOT_RECORDED)
     attempts = number(fields.get(b"atm"))
     dead = None
     reason = text(fields.get(b"failedReason"))
     if score is not None or reason:
         dead = DeadLetter(reason=error_line(fields.get(b"stacktrace"), reason), source_queue=queue, count=attempts,
                           time=epoch(number(fields.get(b"finishedOn")), ms=True))
-    return Message(queue=name, position=position, body=fields.get(b"data", b""), properties=properties,
+    return Message(queue=name, position=position, body=fields.get(b"data", b""),
+                   headers=count_headers(fields.get(COUNT)), properties=properties,
                    timestamp=epoch(number(fields.get(b"timestamp")), ms=True), delivery_count=attempts,
                    dead_letter=dead)
 

@@ -73,11 +73,13 @@ macros['@bretry'] = function(a, b)
   bull_event(base, 'event', 'waiting', 'jobId', id, 'prev', prev)
 end
 
--- @bmove from id to cmd mode priority prev: the job (not in a flow) into another queue, retried there
+-- @bmove from id to cmd mode priority prev count: the job (not in a flow) into another queue, retried there;
+-- count ('' for none) is qctl's redrive count (base.COUNT_FIELD), set once the job has its id there
 macros['@bmove'] = function(a, b)
-  local from, id, to, prev = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 6]
+  local from, id, to, prev, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7]
   local new = bull_id(to, id)
   redis.call('RENAME', from .. id, to .. new)
+  if count ~= '' then redis.call('HSET', to .. new, 'qctl_redrive_count', count) end
   if redis.call('EXISTS', from .. id .. ':logs') == 1 then
     redis.call('RENAME', from .. id .. ':logs', to .. new .. ':logs')
   end

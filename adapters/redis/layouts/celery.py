@@ -28,6 +28,8 @@ in its headers and ``delivery_info`` onto its priority list (so it runs next),
 while holding kombu's ``unacked_mutex`` (so no sweep runs at the same time).
 Restoring the entry of a task that still runs duplicates it, as kombu's own
 restore would.  Celery tasks carry qctl's redrive count as a task header.
+Every redrive of unacked tasks says, on stderr, that these are not failed
+tasks: failures live in the result backend.
 """
 
 from __future__ import annotations
@@ -217,7 +219,13 @@ class Celery(Layout):
         yield from sources.peek(self._source(address, ReadMode.READ, start), request.count)
 
     def reader(self, queue: str, mode: ReadMode) -> Reader:
-        return self._source(self.address(queue), mode)
+        address = self.address(queue)
+        if address.unacked and self.options.flags.get("redrive"):  # an operator looking for failed tasks
+            self.notices.append(
+                f"Celery keeps no failed tasks on the broker: failures live in its result backend "
+                f"(celery-task-meta-<task id>), not in Redis; what redrive returns from {address.name!r} are stale "
+                f"unacked entries, tasks a worker took and never acknowledged (kombu's visibility-timeout restore)")
+        return self._source(address, mode)
 
     def read_traits(self, queue: str) -> SourceTraits:
         return SourceTraits(settle_before_read=True, chunk=CHUNK)

@@ -21,7 +21,10 @@ enqueued_at <now> exc_info <zlib('')> origin <queue>``, ``HSETNX timeout
 id.  No ``SADD rq:queues`` (requeue does not either).  Registry entries past
 their expiry are left for RQ's own cleanup; jobs whose hash is gone, and
 rate-limited jobs (RQ re-acquires their capacity itself), are left in place
-and reported.  Jobs carry no qctl header.
+and reported.  qctl's redrive count lives in the job hash (``qctl_redrive_count``,
+which RQ's ``Job.save``, an ``HSET``, leaves alone) and reads back as the
+``x-qctl-redrive-count`` header, so ``--max-redrives`` works across RQ's own
+failures.
 """
 
 from __future__ import annotations
@@ -40,7 +43,20 @@ from typing import Any
 from qctl.adapters.redis import scripts
 from qctl.adapters.redis.keys import command, key_bytes, key_name, pipelined
 from qctl.adapters.redis.layouts import fetch, sources, steps
-from qctl.adapters.redis.layouts.base import Layout, age, json_safe, loads, number, row, selected, text
+from qctl.adapters.redis.layouts.base import (
+    COUNT_FIELD,
+    Layout,
+    age,
+    count_headers,
+    json_safe,
+    loads,
+    number,
+    other_headers,
+    outgoing_count,
+    row,
+    selected,
+    text,
+)
 from qctl.adapters.redis.layouts.sources import ListSource, SetSource, Source, owned
 from qctl.adapters.redis.layouts.steps import Command, Item
 from qctl.codec import header_bytes
@@ -55,6 +71,8 @@ PROPERTIES = frozenset({"job_id", "task", "args", RECORD, "last_result", "score"
 EMPTY_EXC_INFO = zlib.compress(b"")  # what requeue writes: '' is not None (rq/job.py to_dict)
 DEFAULT_TIMEOUT = b"180"  # Queue.DEFAULT_TIMEOUT, set by _prepare_for_queue when the job has none
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+COUNT = COUNT_FIELD.encode()
+NOT_RECORDED = (b"data", COUNT)  # hash fields that are not in properties.rq: the body, and the header
 FIELD_ORDER = (b"created_at", b"success_callback_name", b"failure_callback_name", b"stopped_callback_name",
                b"started_at", b"ended_at", b"last_heartbeat", b"worker_name", b"group_id")
 
@@ -251,6 +269,7 @@ class RQDestination:
         self.queue = address.name
         self.foreign = False  # a message that was not an RQ job was sent here
         self.renamed = False  # a job whose id was in use here got a new one
+        self.lost_headers = False  # a message had headers besides the redrive count, which a job cannot keep
 
     @property
     def carries(self) -> Carries:
@@ -260,7 +279,8 @@ class RQDestination:
         names = set(FOREIGN_KEPT | ({"score"} if self.address.failed else set()) if self.foreign else PROPERTIES)
         if self.renamed:
             names.discard("job_id")
-        return Carries(properties=True, property_names=frozenset(names), timestamp=True)
+        return Carries(headers=not self.lost_headers, properties=True, property_names=frozenset(names),
+                       timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
         if message.properties.get("missing"):
@@ -277,6 +297,7 @@ class RQDestination:
         """Store each job and enqueue it, as ``enqueue_job`` would.  A job keeps its id unless that id is in
         use (a backup restored twice, into two queues): then the copy gets a new one."""
         self.foreign = self.foreign or any(not isinstance(m.properties.get(RECORD), dict) for m in messages)
+        self.lost_headers = self.lost_headers or other_headers(messages)
         wanted = [str(m.properties.get("job_id") or "").encode() or uuid.uuid4().hex.encode() for m in messages]
         taken = pipelined(self.layout.client, [("EXISTS", self.keys.job(job_id)) for job_id in wanted])
         ids = [uuid.uuid4().hex.encode() if used else job_id for job_id, used in zip(wanted, taken, strict=True)]
@@ -296,6 +317,9 @@ class RQDestination:
             fields.setdefault(name, now if name == b"created_at" else b"")
         fields[b"data"] = zlib.compress(message.body)
         fields[b"origin"] = key_bytes(self.address.queue)
+        count = outgoing_count(message)
+        if count is not None:
+            fields[COUNT] = str(count).encode()
         ops: list[Command] = []
         if self.address.failed:
             fields[b"status"] = b"failed"
@@ -325,17 +349,18 @@ class RQDestination:
         queue_key = self.keys.queue(self.address.queue)
         if isinstance(reader, SetSource):
             now = rq_now()
-            ops = [self._requeue_ops(t, target, queue_key, now) for t in taken]
+            ops = [self._requeue_ops(t, m, target, queue_key, now) for t, m in zip(taken, outgoing, strict=True)]
         else:
-            ops = [[("HSET", self.keys.job(t.handle), b"origin", target), ("RPUSH", queue_key, t.handle)]
-                   for t in taken]
+            ops = [[("HSET", self.keys.job(t.handle), b"origin", target, *_count(m)), ("RPUSH", queue_key, t.handle)]
+                   for t, m in zip(taken, outgoing, strict=True)]
         return reader.step(taken, ops, [[("E", self.keys.job(t.handle))] for t in taken])
 
-    def _requeue_ops(self, taken: Taken, target: bytes, queue_key: bytes, now: bytes) -> list[Command]:
+    def _requeue_ops(self, taken: Taken, outgoing: Message, target: bytes, queue_key: bytes,
+                     now: bytes) -> list[Command]:
         job = self.keys.job(taken.handle)
         ops: list[Command] = [
             ("HSET", job, b"status", b"queued", b"started_at", b"", b"ended_at", b"", b"enqueued_at", now,
-             b"exc_info", EMPTY_EXC_INFO, b"origin", target),
+             b"exc_info", EMPTY_EXC_INFO, b"origin", target, *_count(outgoing)),
             ("HSETNX", job, b"timeout", DEFAULT_TIMEOUT)]
         stored = taken.message.properties.get(RECORD)
         ttl = number(stored.get("ttl")) if isinstance(stored, dict) else None
@@ -343,6 +368,12 @@ class RQDestination:
             ops += [("EXPIRE", job, ttl), ("EXPIRE", job + b":dependents", ttl),
                     ("EXPIRE", job + b":dependencies", ttl)]
         return [*ops, ("RPUSH", queue_key, taken.handle)]
+
+
+def _count(message: Message) -> tuple[bytes, ...]:
+    """The HSET field and value of the message's redrive count, when it has one."""
+    count = outgoing_count(message)
+    return () if count is None else (COUNT, str(count).encode())
 
 
 def _alive(client: Any, workers: list[bytes]) -> list[bytes]:
@@ -391,7 +422,7 @@ def job_message(queue: str, position: str, job_id: bytes, fields: dict[bytes, by
     description = text(fields.get(b"description"))
     task, args = call_of(body, description)
     properties.update(task=task, args=args)
-    properties[RECORD] = json_safe(fields, skip=b"data")
+    properties[RECORD] = json_safe(fields, skip=NOT_RECORDED)
     result_fields = result or {}
     if result_fields:
         properties["last_result"] = json_safe(result_fields)
@@ -401,7 +432,8 @@ def job_message(queue: str, position: str, job_id: bytes, fields: dict[bytes, by
         dead = DeadLetter(reason=error_line(result_fields.get(b"exc_string")),
                           source_queue=text(fields.get(b"origin")) or registry, count=None,
                           time=rq_time(fields.get(b"ended_at")))
-    return Message(queue=queue, position=position, body=body, properties=properties,
+    return Message(queue=queue, position=position, body=body, headers=count_headers(fields.get(COUNT)),
+                   properties=properties,
                    timestamp=rq_time(fields.get(b"enqueued_at")) or rq_time(fields.get(b"created_at")),
                    dead_letter=dead)
 

@@ -14,9 +14,11 @@ Redrive from a set is ``SortedEntry#retry`` (docs/internals/job-frameworks.md
 (when present), ``enqueued_at = now`` and ``normalize_item``'s defaults, the
 JSON written by Python as Ruby's ``JSON.generate`` would.  Timestamps keep
 the job's own unit: an integer ``created_at`` is Sidekiq 8's milliseconds, a
-float 6/7's seconds.  Client middleware does not run.  Jobs carry no qctl
-header (a Sidekiq job is the JSON Sidekiq wrote, nothing added): redrives
-are not counted on them.
+float 6/7's seconds.  Client middleware does not run.  qctl's redrive count
+is a key of the job's JSON (``qctl_redrive_count``: Sidekiq keeps keys it does
+not know through its retries and the dead set) and reads back as the
+``x-qctl-redrive-count`` header; an element that is not a job has no place
+for it (a notice says so).
 """
 
 from __future__ import annotations
@@ -31,7 +33,19 @@ from qctl.adapters.redis import purge as plain_purge
 from qctl.adapters.redis import scripts
 from qctl.adapters.redis.keys import command, key_bytes, key_name, pipelined, score_pairs
 from qctl.adapters.redis.layouts import sources
-from qctl.adapters.redis.layouts.base import Layout, age, epoch, loads, row, ruby_json, selected
+from qctl.adapters.redis.layouts.base import (
+    COUNT_FIELD,
+    Layout,
+    age,
+    count_headers,
+    epoch,
+    loads,
+    other_headers,
+    outgoing_count,
+    row,
+    ruby_json,
+    selected,
+)
 from qctl.adapters.redis.layouts.sources import ListSource, SetSource, Source, owned
 from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
@@ -41,6 +55,8 @@ from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken
 SETS = ("dead", "retry")
 QUEUES = b"queues"
 PROPERTIES = frozenset({"job_id", "task", "args", "retry_count", "score"})  # what peek shows, read from the JSON
+UNCOUNTED = ("some messages were not Sidekiq jobs (JSON objects): qctl's redrive count has no place in them, so "
+             "--max-redrives cannot stop them cycling")
 CHUNK = 500  # jobs per step (SADD + LPUSH each, plus the JSON): well under 20 ms
 
 # Per ZSCAN page: members of the set whose job JSON names queue ARGV[2]: {cursor, count, lowest score}.
@@ -242,27 +258,27 @@ class QueueDestination:
         self.address = address
         self.queue = address.name
         self.foreign = False  # a body that is not a Sidekiq job was sent here
+        self.lost_headers = False  # a message had headers besides the redrive count, which a job cannot keep
 
     @property
     def carries(self) -> Carries:
-        """A Sidekiq job's JSON carries all it has (its enqueued_at too; a retry sets it anew, as Sidekiq's does);
-        what peek shows in properties is read from it.  A body that is not a job is pushed as it is: nothing
-        else of its message has a place."""
-        return Carries(properties=not self.foreign, property_names=PROPERTIES, timestamp=not self.foreign)
+        """A Sidekiq job's JSON carries all it has (its enqueued_at too; a retry sets it anew, as Sidekiq's does),
+        qctl's redrive count among it; what peek shows in properties is read from it.  A body that is not a job
+        is pushed as it is: nothing else of its message has a place."""
+        return Carries(headers=not (self.foreign or self.lost_headers), properties=not self.foreign,
+                       property_names=PROPERTIES, timestamp=not self.foreign)
 
     def refusal(self, message: Message) -> str | None:
         return None
 
     def payload(self, message: Message) -> bytes:
-        """The body, with its ``queue`` set to this one when it is a job of another queue."""
-        job = loads(message.body)
-        if isinstance(job, dict) and "queue" in job and job["queue"] != self.queue:
-            job["queue"] = self.queue
-            return ruby_json(job)
-        return message.body
+        """The body, with its ``queue`` set to this one when it is a job of another queue, and the message's
+        redrive count."""
+        return stamped(self.layout, message, self.queue)
 
     def send(self, messages: Sequence[Message]) -> Sync:
         self.foreign = self.foreign or any(not isinstance(loads(m.body), dict) for m in messages)
+        self.lost_headers = self.lost_headers or other_headers(messages)
         if messages:
             pipe = self.layout.client.pipeline(transaction=True)
             pipe.execute_command("SADD", QUEUES, key_bytes(self.queue))
@@ -279,7 +295,8 @@ class QueueDestination:
         name = key_bytes(self.queue)
         if isinstance(reader, SetSource):
             now = time.time()
-            jobs = [retried(loads(t.handle), self.queue, now) for t in taken]
+            jobs = [retried(loads(t.handle), self.queue, now, outgoing_count(m))
+                    for t, m in zip(taken, outgoing, strict=True)]
             bad = sum(1 for job in jobs if job is None)
             if bad:
                 self.layout.notices.append(f"{bad} job(s) are not Sidekiq jobs Sidekiq::Client.push would take "
@@ -296,12 +313,15 @@ class QueueDestination:
 class SetDestination:
     """``dead`` or ``retry`` as a target (a restore of a set's backup): members keep their score."""
 
-    carries = Carries(properties=True, property_names=PROPERTIES, timestamp=True)
-
     def __init__(self, layout: Sidekiq, address: Address) -> None:
         self.layout = layout
         self.address = address
         self.queue = address.name
+        self.lost_headers = False  # a message had headers besides the redrive count, which a job cannot keep
+
+    @property
+    def carries(self) -> Carries:
+        return Carries(headers=not self.lost_headers, properties=True, property_names=PROPERTIES, timestamp=True)
 
     def refusal(self, message: Message) -> str | None:
         if _score(message) is None:
@@ -309,9 +329,10 @@ class SetDestination:
         return None
 
     def send(self, messages: Sequence[Message]) -> Sync:
+        self.lost_headers = self.lost_headers or other_headers(messages)
         if messages:
             command(self.layout.client, "ZADD", self.address.key,
-                    *(part for m in messages for part in (repr(_score(m) or 0.0), m.body)))
+                    *(part for m in messages for part in (repr(_score(m) or 0.0), stamped(self.layout, m))))
         return Sync([True] * len(messages))
 
     def confirmed(self, ticket: Any, *, wait: bool) -> list[bool]:
@@ -321,7 +342,27 @@ class SetDestination:
         if not owned(reader, self.layout):
             return None
         now = time.time()
-        return reader.step(taken, [[("ZADD", self.address.key, repr(_score(m) or now), m.body)] for m in outgoing])
+        return reader.step(taken, [[("ZADD", self.address.key, repr(_score(m) or now), stamped(self.layout, m))]
+                                   for m in outgoing])
+
+
+def stamped(layout: Sidekiq, message: Message, queue: str | None = None) -> bytes:
+    """The message's body as Sidekiq gets it: a job with its ``queue`` set to ``queue`` (when it names another)
+    and the message's redrive count; byte for byte when neither changes.  Not a job: as it is, and a notice when
+    a redrive count had no place in it."""
+    job = loads(message.body)
+    count = outgoing_count(message)
+    if not isinstance(job, dict):
+        if count is not None and UNCOUNTED not in layout.notices:
+            layout.notices.append(UNCOUNTED)
+        return message.body
+    changed = queue is not None and "queue" in job and job["queue"] != queue
+    if changed:
+        job["queue"] = queue
+    if count is not None and job.get(COUNT_FIELD) != count:
+        job[COUNT_FIELD] = count
+        changed = True
+    return ruby_json(job) if changed else message.body
 
 
 def _score(message: Message) -> float | None:
@@ -356,8 +397,9 @@ def job_message(queue: str, position: str, raw: bytes, score: float | None, *, i
                               count=count, time=_time(job, failed))
     if score is not None:
         properties["score"] = int(score) if float(score).is_integer() else score
-    return Message(queue=queue, position=position, body=raw, properties=properties, timestamp=timestamp,
-                   delivery_count=count, dead_letter=dead)
+    return Message(queue=queue, position=position, body=raw,
+                   headers=count_headers(job.get(COUNT_FIELD)) if isinstance(job, dict) else {},
+                   properties=properties, timestamp=timestamp, delivery_count=count, dead_letter=dead)
 
 
 def _time(job: dict[str, Any], value: Any) -> Any:
@@ -371,8 +413,9 @@ def _enqueued(job: dict[str, Any]) -> Any:
     return _time(job, job.get("enqueued_at")) or _time(job, job.get("created_at"))
 
 
-def retried(job: Any, queue: str, now: float) -> bytes | None:
-    """The JSON ``SortedEntry#retry`` pushes for ``job`` (into ``queue``), or None if Sidekiq would refuse it."""
+def retried(job: Any, queue: str, now: float, count: int | None = None) -> bytes | None:
+    """The JSON ``SortedEntry#retry`` pushes for ``job`` (into ``queue``), with qctl's redrive ``count`` when
+    given, or None if Sidekiq would refuse it."""
     if not (isinstance(job, dict) and isinstance(job.get("class"), str) and isinstance(job.get("args"), list)
             and "at" not in job and (job.get("tags") is None or isinstance(job.get("tags"), list)) and queue):
         return None
@@ -391,4 +434,6 @@ def retried(job: Any, queue: str, now: float) -> bytes | None:
     if not item.get("created_at"):
         item["created_at"] = stamp
     item["enqueued_at"] = stamp
+    if count is not None:
+        item[COUNT_FIELD] = count
     return ruby_json(item)
