@@ -11,7 +11,8 @@ Redrive, per message of the DLQ:
    by the broker's configuration (``SourceTraits.origin``: SQS), else the
    DLQ's name without its dead-letter suffix.  None, or the DLQ itself: kept.
 4. Sent with ``x-qctl-redrive-count`` one higher (a destination that carries
-   no headers, a Redis list, is exempt).
+   no headers, a Redis list, drops it; ``--max-redrives`` on such a source is
+   refused: :func:`check_source`).
 
 ``--to`` naming the DLQ itself is a usage error (exit 2) on every backend, and
 a ``--to`` that does not exist is exit 4 before anything moves.  Move sends
@@ -74,6 +75,14 @@ def check_request(dlq: str, request: RedriveRequest) -> None:
     if request.to is not None and request.to == dlq:
         raise UsageError(f"--to {request.to!r} is the dead-letter queue itself",
                          hint="redrive moves messages out of the DLQ; name the queue they belong to")
+
+
+def check_source(dlq: str, request: RedriveRequest, traits: SourceTraits) -> None:
+    """``--max-redrives`` needs a count that travels with each message; a bare body has nowhere to keep it."""
+    if request.max_redrives is not None and traits.metadata_free:
+        raise UsageError(f"--max-redrives cannot be applied to {dlq!r}: its messages are bare bodies (a Redis list "
+                         f"or sorted set) with nowhere to keep {REDRIVE_COUNT_HEADER}",
+                         hint="redrive it without --max-redrives, or keep dead letters in a stream")
 
 
 class RedriveRules:

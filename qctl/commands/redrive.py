@@ -28,6 +28,11 @@ def run_redrive(chosen: Target, dlq: str, request: RedriveRequest, fmt: str, *, 
             adapter.check_name(request.to)
             adapter.destination(request.to)  # exit 4 (or 2) before anything moves
         reader = adapter.reader(dlq, ReadMode.MOVE)
+        try:
+            redrive.check_source(dlq, request, reader.traits)
+        except UsageError:
+            reader.close()
+            raise
         if request.dry_run and guard.dry_run_from_figures(dlq, reader.traits, needs_messages=request.needs_messages):
             tally = _counted_from_figures(reader, request.to, request.limit)
         else:

@@ -21,6 +21,8 @@ class Capabilities:
     queue_type: str  # the `type` stats reports for queues make_queue makes
     dlq_suffix: str  # a dead-letter suffix its convention knows (":dlq", ".dlq", ".DLT")
     carries_headers: bool = True  # headers survive a backup, restore, redrive and move
+    # x-qctl-redrive-count survives a redrive (None: as carries_headers; True for job layouts that keep only it)
+    counts_redrives: bool | None = None
     carries_properties: bool = False  # broker properties survive too (AMQP, SQS attributes)
     carries_keys: bool = False  # message keys survive (Kafka)
     repeats_headers: bool = False  # a header name may appear twice, and both survive (Kafka)

@@ -141,7 +141,8 @@ class RQDriver(LayoutDriver):
 
     framework = "rq"
     capabilities = known_flags(backend="redis", queue_type="rq", dlq_suffix=":failed", carries_headers=False,
-                                dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
+                               counts_redrives=True,
+                               dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
 
     def _job(self, pipe: Any, queue: str, body: bytes, *, failed: bool) -> bytes:
         job_id = str(uuid.uuid4()).encode()
@@ -204,7 +205,8 @@ class BullMQDriver(LayoutDriver):
 
     framework = "bullmq"
     capabilities = known_flags(backend="redis", queue_type="bullmq", dlq_suffix=":failed", carries_headers=False,
-                                dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
+                               counts_redrives=True,
+                               dead_letter_metadata=True, missing_queue_is_empty=True, carries_timestamps=True)
 
     def make_queue(self, name: str, messages: list[Message]) -> None:
         failed = name.endswith(":failed")

@@ -124,3 +124,12 @@ def test_whole_list_redrive_moves_without_reading_the_messages(qctl: QctlRunner,
         assert run.rc == 0 and run.json()["moved"] == 20_000, run
         assert r.llen(to[1] if to else name) == 20_000 and r.exists(f"{name}:dlq") == 0
         assert sent < 1_000_000, sent  # reading the bodies alone is 2,000,000 bytes (other clients: margin)
+
+
+def test_max_redrives_on_a_list_is_refused_before_anything_moves(qctl: QctlRunner, redis_url: str,
+                                                                  r: redis.Redis, name: str) -> None:
+    r.rpush(f"{name}:dlq", b"a", b"b")
+    for extra in ([], ["--dry-run"], ["--to", f"{name}:other"]):
+        run = qctl("redrive", "-u", redis_url, f"{name}:dlq", "--max-redrives", "3", *extra)
+        assert run.rc == 2 and run.err.count("\n") == 1 and "--max-redrives" in run.err, run
+        assert r.lrange(f"{name}:dlq", 0, -1) == [b"a", b"b"] and not r.exists(name, f"{name}:other")
