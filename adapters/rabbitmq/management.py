@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
@@ -33,13 +34,18 @@ from qctl.urls import redact, register_secret
 
 PAGE_SIZE = 500
 PARALLEL_PAGES = 2
+# What only the statistics database knows, not the disable_stats listing: the head message's AMQP
+# timestamp (oldest_age) and the cumulative message counters (the rates of --watch).  See stats.py.
+FLOW_COLUMNS = ("head_message_timestamp", "message_stats.publish", "message_stats.deliver_get",
+                "message_stats.redeliver")
 QUEUE_COLUMNS = ("name", "type", "messages_ready", "messages_unacknowledged", "consumers", "arguments",
-                 "effective_policy_definition", "policy", "node", "leader", "members")
+                 "effective_policy_definition", "policy", "node", "leader", "members", *FLOW_COLUMNS)
 # disable_stats + enable_queue_totals: counts straight from the queues, no statistics database.
 LISTING_COLUMNS = ("name", "type", "arguments", "policy", "messages_ready", "messages_unacknowledged",
                    "node", "leader", "members")  # where it lives: stats' leader and members
 # Users with these tags see every consumer in /api/consumers; others only their own connections'.
 MONITOR_TAGS = frozenset({"administrator", "monitoring"})
+FLOW_REGEX_BUDGET = 6000  # characters of URL-encoded name regex per request (Cowboy refuses request lines > 8000)
 HINT = "pass --management-url http://HOST:15672 (or the profile's management_url), or enable rabbitmq_management"
 
 
@@ -182,6 +188,28 @@ class Management:
         return self.get(f"/api/queues/{self.vhost}", {
             "page": number, "page_size": PAGE_SIZE, "columns": ",".join(QUEUE_COLUMNS)})
 
+    def queue_flows(self, names: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        """The statistics database's :data:`FLOW_COLUMNS` of the named queues (of every queue: None), by name.
+
+        One paged request whose ``name`` filter is a regex of the exact names (more requests only when the
+        regex would not fit in a URL): the API filters and pages on the queue's basic columns, then joins
+        only the matched rows against the statistics database (``rabbit_mgmt_util:augment_resources``),
+        so the cost grows with the names asked, not with the vhost.  The filter is case-insensitive in
+        RabbitMQ; rows are matched to the names exactly here.
+        """
+        params: dict[str, Any] = {"page": 1, "page_size": PAGE_SIZE, "columns": "name," + ",".join(FLOW_COLUMNS)}
+        if names is None:
+            chunks: list[dict[str, Any]] = [params]
+        else:
+            chunks = [{**params, "name": regex, "use_regex": "true"} for regex in _name_regexes(names)]
+        found: dict[str, dict[str, Any]] = {}
+        for query in chunks:
+            page = self.get(f"/api/queues/{self.vhost}", query)
+            for row in (page or {}).get("items", []) if isinstance(page, dict) else []:
+                if isinstance(row, dict) and "name" in row:
+                    found[str(row["name"])] = row
+        return found if names is None else {name: found[name] for name in names if name in found}
+
     def queue(self, name: str) -> dict[str, Any] | None:
         row = self.get(f"/api/queues/{self.vhost}/{quote(name, safe='')}", {"columns": ",".join(QUEUE_COLUMNS)})
         return row if isinstance(row, dict) else None
@@ -193,3 +221,23 @@ class Management:
     def bindings_from(self, exchange: str) -> list[dict[str, Any]]:
         rows = self.get(f"/api/exchanges/{self.vhost}/{quote(exchange, safe='')}/bindings/source")
         return rows if isinstance(rows, list) else []
+
+def _name_regexes(names: Sequence[str]) -> list[str]:
+    """Anchored alternations of the escaped names, each within :data:`FLOW_REGEX_BUDGET` once URL-encoded.
+
+    Python's ``re.escape`` escapes only punctuation with a backslash, which PCRE (Erlang's ``re``)
+    reads as the literal character too."""
+    regexes: list[str] = []
+    current: list[str] = []
+    size = 0
+    for name in dict.fromkeys(names):
+        escaped = re.escape(name)
+        cost = len(quote(escaped, safe="")) + 3
+        if current and size + cost > FLOW_REGEX_BUDGET:
+            regexes.append(r"\A(?:" + "|".join(current) + r")\z")
+            current, size = [], 0
+        current.append(escaped)
+        size += cost
+    if current:
+        regexes.append(r"\A(?:" + "|".join(current) + r")\z")
+    return regexes

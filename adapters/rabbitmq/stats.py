@@ -63,6 +63,50 @@ offline MQTT client's backlog is an ordinary queue here (stats, peek, purge,
 move).  Every row carries ``mqtt_client``: that client id, or null for any
 other queue.
 
+Oldest age and rates
+--------------------
+``oldest_age`` comes from the queue's ``head_message_timestamp``: the AMQP
+``timestamp`` property of the message at the head of the queue, which the
+*publisher* sets (RabbitMQ never stamps messages itself), in seconds.  It is
+null when:
+
+- the head message carries no timestamp (the publisher set none);
+- the queue is a quorum queue or a stream: RabbitMQ 3.10 reports the field for
+  classic queues only (measured: the key is absent for both);
+- the classic queue is lazy (``x-queue-mode: lazy``, version 1): its head is on
+  disk and the broker reports null;
+- the queue has no ready message (depth 0), or the node collects no statistics.
+
+A timestamp above 10^11 is taken to be in milliseconds (some clients, amqplib
+among them, pass ``Date.now()``); a timestamp in the future gives age 0.
+
+``total_in``/``total_out``, the counters :mod:`qctl.rates` turns into
+``in_rate``/``out_rate`` under ``--watch``, are the statistics database's
+``message_stats``: in = ``publish`` (messages published into the queue), out =
+``deliver_get - redeliver`` (messages handed to a consumer or ``basic.get``
+for the first time: a message requeued and delivered again is counted once, so
+a consumer rejecting the same message in a loop is not an outflow).  The
+broker counts neither dead-lettered arrivals as publishes nor expired or
+dropped messages as deliveries: a queue whose statistics have no ``publish``
+counter (a dead-letter queue fed only by dead-lettering) gets its in-rate from
+its depth instead.  The statistics database refreshes these every
+``collect_statistics_interval`` (5 s by default), so the counters move in steps.
+
+Where they come from, cheapest first:
+
+- queues named outright (up to ``NAMED_REQUESTS``): the per-queue statistics
+  request that already gives their type and policy asks these columns too;
+- the paged statistics listing (users who cannot see every consumer): likewise;
+- the ``disable_stats`` listing, which carries none of them (measured on
+  3.10.8: ``head_message_timestamp`` and ``message_stats`` are absent even when
+  asked as columns): for a selection of at most ``EXACT_LIMIT`` queues, one more
+  request, a page filtered by a regex of exactly those names
+  (:meth:`Management.queue_flows`), which the API joins against the statistics
+  database for the matched rows only; it runs while the passive declares do.
+  A bigger selection stays one statistics-free listing: ``oldest_age`` is null
+  there and ``--watch`` rates come from depth changes.  Name the queues, or a
+  narrower glob, to get them.
+
 Clusters
 --------
 Every row also carries ``leader`` (the node leading a quorum or stream queue,
@@ -73,6 +117,7 @@ management API.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 import time
@@ -97,6 +142,7 @@ EXACT_LIMIT = 100  # selections up to this many queues get exact AMQP counts
 NAMED_REQUESTS = 8  # queues named outright get a request each up to this many; more: one listing
 PARALLEL = 4  # management requests in flight at once for named queues and their dead-letter candidates
 REGISTER_WAIT = 2.0  # seconds to wait for the management API to list a queue AMQP already has
+MILLISECONDS_FROM = 10**11  # an AMQP timestamp above this (year 5138 in seconds) was given in milliseconds
 MQTT_QUEUE = re.compile(r"mqtt-subscription-(?P<client>.+)qos[012]", re.DOTALL)
 
 
@@ -108,6 +154,33 @@ def mqtt_client(name: str) -> str | None:
 
 def is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """What the statistics database says of a queue's messages over time (see "Oldest age and rates")."""
+
+    head_timestamp: float | None  # seconds since the epoch, of the head message's AMQP timestamp
+    total_in: int | None
+    total_out: int | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Flow:
+        stats = row.get("message_stats")
+        total_in = total_out = None
+        if isinstance(stats, Mapping):
+            # No "publish" key: nothing was ever published into the queue (dead letters arrive without
+            # one), so its in-flow is left to the depth.  A missing delivery counter is zero deliveries.
+            total_in = _int(stats.get("publish"))
+            total_out = max(0, (_int(stats.get("deliver_get")) or 0) - (_int(stats.get("redeliver")) or 0))
+        return cls(head_timestamp=_timestamp(row.get("head_message_timestamp")), total_in=total_in,
+                   total_out=total_out)
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None  # null: no timestamp on the head message, or none reported (quorum, stream, lazy)
+    return value / 1000 if value > MILLISECONDS_FROM else float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +196,7 @@ class QueueRow:
     consumers: int | None
     leader: str | None = None  # the node of a classic queue, the leader of a quorum or stream queue
     members: int | None = None  # how many nodes hold it (1 for a classic queue)
+    flow: Flow | None = None  # from the statistics database; None from the disable_stats listing
 
     @classmethod
     def from_stats(cls, row: Mapping[str, Any], book: PolicyBook | None = None) -> QueueRow:
@@ -138,7 +212,7 @@ class QueueRow:
             definition = _mapping(row.get("effective_policy_definition"))
         return cls(name=name, type=kind, arguments=arguments, definition=definition,
                    ready=_int(row.get("messages_ready")), unacked=_int(row.get("messages_unacknowledged")),
-                   consumers=_int(row.get("consumers")), **_placement(row))
+                   consumers=_int(row.get("consumers")), flow=Flow.of(row), **_placement(row))
 
     @classmethod
     def from_listing(cls, row: Mapping[str, Any], book: PolicyBook, consumers: Mapping[str, int] | None) -> QueueRow:
@@ -232,18 +306,29 @@ class StatsCollector:
         exact_all = bool(patterns) and len(chosen) <= EXACT_LIMIT
         uncounted = sum(1 for row in chosen if row.ready is None) <= EXACT_LIMIT
         routes = {row.name: route_of(row.name, row.arguments, row.definition) for row in chosen}  # once a row
-        self.resolver.prefetch(route for route in routes.values() if route)
-        result = []
-        for row in chosen:
-            named = row.name in wanted
-            try:
-                result.append(self._row(row, by_name, exact=exact_all or named or (row.ready is None and uncounted),
-                                        route=routes[row.name]))
-            except QueueNotFound:
-                if named:
-                    raise
-                # deleted since the listing: it is no longer a queue to report
-        return result
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            flows = pool.submit(self._flows, chosen, whole=not patterns) if 0 < len(chosen) <= EXACT_LIMIT else None
+            self.resolver.prefetch(route for route in routes.values() if route)
+            built = []
+            for row in chosen:
+                named = row.name in wanted
+                try:
+                    built.append((row, self._row(row, by_name, route=routes[row.name],
+                                                 exact=exact_all or named or (row.ready is None and uncounted))))
+                except QueueNotFound:
+                    if named:
+                        raise
+                    # deleted since the listing: it is no longer a queue to report
+            found = flows.result() if flows is not None else {}
+        return [_with_flow(stats, found.get(row.name)) for row, stats in built]
+
+    def _flows(self, chosen: Sequence[QueueRow], *, whole: bool) -> dict[str, Flow]:
+        """The statistics database's figures for a short selection (one filtered request), or {} without them."""
+        try:
+            rows = self.management.queue_flows(None if whole else [row.name for row in chosen])
+        except ManagementUnavailable:
+            return {}  # statistics disabled or refused: ages null, rates from depth
+        return {name: Flow.of(row) for name, row in rows.items()}
 
     # --- named queues -------------------------------------------------------
 
@@ -307,9 +392,10 @@ class StatsCollector:
             else:
                 depth, consumers = count.ready, count.consumers
         dlq = self._dead_letter_queue(row, by_name, route)
-        return QueueStats(backend=BACKEND, queue=row.name, type=row.type, depth=depth, in_flight=row.unacked,
-                          consumers=consumers, dead_letter_queue=dlq, dead_letter_depth=self._depth(dlq, by_name),
-                          extra={"mqtt_client": mqtt_client(row.name), "leader": row.leader, "members": row.members})
+        stats = QueueStats(backend=BACKEND, queue=row.name, type=row.type, depth=depth, in_flight=row.unacked,
+                           consumers=consumers, dead_letter_queue=dlq, dead_letter_depth=self._depth(dlq, by_name),
+                           extra={"mqtt_client": mqtt_client(row.name), "leader": row.leader, "members": row.members})
+        return _with_flow(stats, row.flow)
 
     def _dead_letter_queue(self, row: QueueRow, by_name: Mapping[str, QueueRow],
                            route: DeadLetterRoute | None) -> str | None:
@@ -354,3 +440,13 @@ class StatsCollector:
             return self.session.passive(queue).ready
         except (QueueNotFound, QueueLocked):
             return None  # routed to a queue that does not exist (yet), or another connection's exclusive one
+
+
+def _with_flow(stats: QueueStats, flow: Flow | None) -> QueueStats:
+    """``stats`` with the age of its head message (only while it has a ready message) and its counters."""
+    if flow is None:
+        return stats
+    age = None
+    if flow.head_timestamp is not None and stats.depth:
+        age = max(0.0, time.time() - flow.head_timestamp)
+    return dataclasses.replace(stats, oldest_age=age, total_in=flow.total_in, total_out=flow.total_out)

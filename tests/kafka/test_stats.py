@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from kafka import TopicPartition
 
 from tests.conftest import QctlRunner
 from tests.kafka.conftest import MemberFactory
 from tests.kafka.driver import KafkaDriver
+from tests.watch import later, median, watch_frames
 
 
 def test_depth_lag_and_dead_letter_topic(kafka: KafkaDriver, qctl: QctlRunner) -> None:
@@ -83,3 +87,42 @@ def test_prometheus_output(kafka: KafkaDriver, qctl: QctlRunner) -> None:
     kafka.produce(topic, [(None, b"x", [])] * 2)
     out = qctl("stats", "-u", kafka.url, topic, "-o", "prom").out
     assert f'qctl_queue_depth{{backend="kafka",queue="{topic}"}} 2' in out
+
+
+def test_watch_rates_from_end_offsets_and_committed_offsets(kafka: KafkaDriver, clean_env: dict[str, str]) -> None:
+    """In from the end offsets' growth, out from the committed offsets' (the group with the most lag).
+
+    Committing does not change a topic's depth (records stay until retention), so out_rate here can only come
+    from the committed offsets."""
+    topic = kafka.unique("st-rates")
+    kafka.create_topic(topic, 1)
+    tp = TopicPartition(topic, 0)
+    kafka.produce(topic, [(None, b"backlog", [])] * 1000, partition=0)
+    group = topic + "-workers"
+    kafka.commit(group, {tp: 0})
+    stop = threading.Event()
+
+    def traffic() -> None:  # ~100/s produced, the group commits ~50/s
+        committed = 0
+        while not stop.is_set():
+            for _ in range(10):
+                kafka.producer.send(topic, value=b"m", partition=0)
+            kafka.producer.flush(timeout=30)
+            committed += 5
+            kafka.commit(group, {tp: committed})
+            time.sleep(0.1)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        frames = watch_frames(["stats", "-u", kafka.url, "--watch", "1", "-o", "jsonl", topic], clean_env, 8)
+    finally:
+        stop.set()
+        worker.join(30)
+    rows = later(frames, topic)
+    assert len(rows) >= 3, frames
+    assert rows[-1]["depth"] > rows[0]["depth"] and rows[-1]["lag"] > rows[0]["lag"]
+    assert 30 < median(rows, "in_rate") < 250, rows
+    assert 15 < median(rows, "out_rate") < 120, rows
+    assert median(rows, "out_rate") < median(rows, "in_rate")
+    assert all(row["drain_eta"] is None for row in rows)  # growing, not draining

@@ -52,6 +52,8 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     def counting_get(self: Any, path: str, params: Any = None) -> Any:
         calls["http"] += 1
+        if params and params.get("use_regex"):
+            calls["statistics"] += 1  # the statistics of a short selection's queues, filtered by name
         return get(self, path, params)
 
     def counting_passive(self: Any, queue: str) -> Any:
@@ -87,7 +89,18 @@ def test_many_named_queues_cost_one_listing(amqp_url: str, management_url: str, 
     rows = _stats(amqp_url, management_url, names)
     assert {row.queue for row in rows} == set(names)
     assert {row.depth for row in rows} == {1}
-    # the listing, consumers, whoami, policies, operator policies: not one request per name (before: 22
-    # requests and 380 passive declares, 18 dead-letter candidates probed for each name)
-    assert counted["http"] <= 5, counted
+    # the listing, consumers, whoami, policies, operator policies, and one page of the 20 queues' statistics
+    # (oldest_age, the counters of --watch rates): not one request per name (before: 22 requests and 380
+    # passive declares, 18 dead-letter candidates probed for each name)
+    assert counted["http"] <= 6 and counted["statistics"] == 1, counted
     assert counted["passive"] == len(names), counted  # exact counts for queues named outright
+
+
+def test_a_long_selection_asks_no_statistics(amqp_url: str, management_url: str, prefix: str,
+                                             counted: Counter[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from qctl.adapters.rabbitmq import stats
+
+    monkeypatch.setattr(stats, "EXACT_LIMIT", 10)  # the 22 queues of the prefix are a long selection now
+    rows = _stats(amqp_url, management_url, [prefix + "*"])
+    assert len(rows) == 22 and all(row.oldest_age is None and row.total_in is None for row in rows)
+    assert counted["http"] <= 5 and counted["statistics"] == 0, counted

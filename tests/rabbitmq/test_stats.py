@@ -209,3 +209,45 @@ def test_many_dead_letter_exchanges_are_followed(rq: RabbitMQDriver, rmq: QctlRu
         with rq.channel() as channel:
             for exchange in exchanges:
                 channel.exchange_delete(exchange)
+
+
+def test_oldest_age_from_the_head_message_timestamp(rq: RabbitMQDriver, rmq: QctlRunner, names: Any) -> None:
+    """oldest_age is the head message's AMQP timestamp: an hour old here; null without one, and for quorum queues
+    (RabbitMQ reports head_message_timestamp for classic queues only)."""
+    import pika
+
+    tag = rq.unique("age")
+    stamped, millis, plain, quorum = names(tag + "-c"), names(tag + "-ms"), names(tag + "-none"), names(tag + "-qq")
+    hour_ago = int(time.time()) - 3600
+    for queue in (stamped, millis, plain):
+        rq.declare(queue)
+    rq.declare(quorum, **{"x-queue-type": "quorum"})
+    for queue, stamp in ((stamped, hour_ago), (quorum, hour_ago), (millis, hour_ago * 1000)):
+        rq.publish(queue, [b"old"], pika.BasicProperties(delivery_mode=2, timestamp=stamp))
+        rq.publish(queue, [b"new"], pika.BasicProperties(delivery_mode=2, timestamp=int(time.time())))
+    rq.publish(plain, [b"no timestamp"])
+
+    def aged(row: dict[str, Any]) -> bool:
+        return row["oldest_age"] is not None
+
+    # Named outright (the per-queue statistics request), then a glob (the listing and one filtered request).
+    named = _rows_until(lambda: rmq("stats", "-o", "json", stamped, millis, plain, quorum), millis, aged)
+    listed = _rows_until(lambda: rmq("stats", "-o", "json", tag + "-*"), millis, aged)
+    for rows in (named, listed):
+        assert 3590 < rows[stamped]["oldest_age"] < 3700, rows[stamped]
+        assert 3590 < rows[millis]["oldest_age"] < 3700, rows[millis]  # given in milliseconds by the publisher
+        assert rows[plain]["oldest_age"] is None and rows[quorum]["oldest_age"] is None
+        assert rows[quorum]["depth"] == 2 and rows[plain]["depth"] == 1
+
+    assert rmq("stats", stamped, plain, "--fail-age-above", "7200").rc == 0
+    crossed = rmq("stats", tag + "-*", "--fail-age-above", "1800")
+    assert crossed.rc == 5 and "oldest message age" in crossed.err and stamped in crossed.err, crossed
+    prom = rmq("stats", stamped, plain, "-o", "prom").out
+    assert re.search(rf'^qctl_queue_oldest_age_seconds{{backend="rabbitmq",queue="{stamped}"}} 36\d\d', prom,
+                     re.MULTILINE), prom
+    assert f'qctl_queue_oldest_age_seconds{{backend="rabbitmq",queue="{plain}"}}' not in prom
+
+    # Emptied, the queue has no oldest message, whatever the statistics still say of its head.
+    with rq.channel() as channel:
+        channel.queue_purge(stamped)
+    assert rmq("stats", "-o", "json", stamped).json()[0]["oldest_age"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -10,11 +9,14 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import pika
 import pytest
 import redis
 
 from tests.conftest import QctlRunner
 from tests.kafka.driver import KafkaDriver
+from tests.rabbitmq.driver import RabbitMQDriver
+from tests.watch import later, median, watch_frames
 
 HOUR_MS = 3600 * 1000
 
@@ -59,15 +61,6 @@ def test_kafka_age_from_the_first_retained_record_without_a_group(qctl: QctlRunn
     assert kafka_driver.groups() == groups_before  # reading the first records created no group
 
 
-def _frames(args: list[str], env: dict[str, str], seconds: float) -> list[dict[str, object]]:
-    proc = subprocess.Popen([sys.executable, "-m", "qctl", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL)
-    time.sleep(seconds)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=30)
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
 def test_watch_rates_from_counters_and_from_depth(redis_url: str, r: redis.Redis, clean_env: dict[str, str]) -> None:
     stream, backlog = f"rate-s-{uuid.uuid4().hex[:6]}", f"rate-l-{uuid.uuid4().hex[:6]}"
     r.lpush(backlog, *[b"x"] * 400)
@@ -85,7 +78,8 @@ def test_watch_rates_from_counters_and_from_depth(redis_url: str, r: redis.Redis
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     try:
-        frames = _frames(["stats", "-u", redis_url, "--watch", "1", "-o", "jsonl", stream, backlog], clean_env, 4.5)
+        frames = watch_frames(["stats", "-u", redis_url, "--watch", "1", "-o", "jsonl", stream, backlog], clean_env,
+                              4.5)
     finally:
         stop.set()
         worker.join()
@@ -115,3 +109,64 @@ def test_watch_in_prometheus_form_carries_the_rate_gauges(redis_url: str, r: red
     assert len(frames) >= 2, out
     names = {family.name for family in text_string_to_metric_families("# HELP qctl_queue_depth" + frames[-1])}
     assert {"qctl_queue_in_rate", "qctl_queue_out_rate", "qctl_queue_depth"} <= names
+
+
+def test_watch_rates_on_rabbitmq_from_its_message_stats(rabbitmq_driver: RabbitMQDriver,
+                                                       clean_env: dict[str, str]) -> None:
+    """In from the broker's ``publish`` counter, out from its first deliveries (``deliver_get - redeliver``).
+
+    ``through`` is consumed as fast as it is fed: its depth stays near 0, so depth changes would show no flow at
+    all.  ``backlog`` is drained by basic.get and fed by nothing."""
+    rq = rabbitmq_driver
+    through, backlog = rq.unique("rate-through"), rq.unique("rate-backlog")
+    rq.declare(through)
+    rq.declare(backlog)
+    try:
+        rq.publish(backlog, [b"x"] * 800)
+        _until_published(rq, backlog, 800)  # the statistics have the backlog's publishes before the first frame
+        stop = threading.Event()
+
+        def traffic() -> None:  # ~100/s through `through`, ~50/s out of `backlog`
+            publisher, consumer = pika.BlockingConnection(rq.params), pika.BlockingConnection(rq.params)
+            sending, taking = publisher.channel(), consumer.channel()
+            taking.basic_consume(through, lambda *_: None, auto_ack=True)
+            while not stop.is_set():
+                for _ in range(10):
+                    sending.basic_publish("", through, b"m")
+                for _ in range(5):
+                    taking.basic_get(backlog, auto_ack=True)
+                consumer.process_data_events(0)
+                publisher.process_data_events(0)
+                time.sleep(0.1)
+            consumer.close()
+            publisher.close()
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        try:
+            frames = watch_frames(["stats", "-u", rq.url, "--watch", "1", "-o", "jsonl", through, backlog],
+                                  clean_env, 8)
+        finally:
+            stop.set()
+            worker.join(30)
+    finally:
+        rq.delete(through)
+        rq.delete(backlog)
+    flowing, draining = later(frames, through), later(frames, backlog)
+    assert len(flowing) >= 4, frames
+    assert max(row["depth"] for row in flowing) < 50  # depth alone would say nothing moves
+    assert 30 < median(flowing, "in_rate") < 250, flowing
+    assert 30 < median(flowing, "out_rate") < 250, flowing
+    assert all(row["in_rate"] == 0 for row in draining), draining  # its publish counter stood still
+    assert 15 < median(draining, "out_rate") < 120, draining
+    assert median(draining, "drain_eta") > 0
+
+
+def _until_published(rq: RabbitMQDriver, queue: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = rq.api("GET", f"/api/queues/%2F/{queue}?columns=message_stats.publish") or {}
+        if (row.get("message_stats") or {}).get("publish") == count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the management API never counted {count} publishes into {queue}")
