@@ -1,7 +1,9 @@
 """Producing into a topic: acks=all, idempotent, every header pair kept, delivery reports as confirms.
 
 Each record's delivery report fills its slot in the ticket; :meth:`confirmed`
-polls for them (or flushes, when asked to wait).  The key and every header
+polls for them (or flushes, when asked to wait: BrokerUnavailable once no report
+has come for ``--timeout``, or a report says only that the broker never answered;
+their sources are then not settled, see :func:`_unanswered`).  The key and every header
 (repeats included, in order) are kept; the timestamp is not: the broker stamps
 the record now, so moved or restored old records are not deleted at once by
 the topic's retention.  Properties from other backends have no place in a
@@ -16,6 +18,7 @@ publish.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,13 +29,16 @@ from qctl.models import Message
 from qctl.primitives import Carries, Reader, Taken
 
 BATCH_HEADER = 61  # a v2 record batch before its records: base offset, length, epoch, magic, CRC, ..., count
+FLUSH_SLICE_S = 0.2  # a waiting flush looks at the clock this often
 
 
 class Ticket:
-    __slots__ = ("results",)
+    __slots__ = ("results", "sent", "unanswered")
 
     def __init__(self, size: int) -> None:
         self.results: list[bool | None] = [None] * size
+        self.sent = time.monotonic()
+        self.unanswered = 0  # reports saying the broker never answered (not a refusal of the record)
 
 
 class KafkaDestination:
@@ -42,7 +48,9 @@ class KafkaDestination:
         self.queue = topic
         self._producer = producer
         self.max_bytes = max_bytes
-        self.timeout = max(timeout, 30.0)
+        self.timeout = max(timeout, 30.0)  # librdkafka's message.timeout.ms (rdkafka.producer)
+        self.silence = max(timeout, 0.1)  # --timeout: no delivery report for this long is a broker gone
+        self.last_report = 0.0
 
     def refusal(self, message: Message) -> str | None:
         size = batch_bytes(message.key, message.body,
@@ -58,7 +66,7 @@ class KafkaDestination:
         with rdkafka.translated(f"cannot produce to {self.queue!r}"):
             for index, message in enumerate(messages):
                 headers = [(str(name), header_bytes(value)) for name, value in message.pairs()]
-                callback = _reporter(ticket, index)
+                callback = _reporter(self, ticket, index)
                 while True:
                     try:
                         producer.produce(self.queue, value=message.body, key=message.key, headers=headers,
@@ -74,13 +82,28 @@ class KafkaDestination:
         with rdkafka.translated(f"cannot produce to {self.queue!r}"):
             producer.poll(0)
             if wait and None in ticket.results:
-                left = producer.flush(self.timeout)
-                if left and None in ticket.results:
-                    raise BrokerUnavailable(f"{left} record(s) not acknowledged within {self.timeout:g}s",
-                                            hint="nothing was lost: their sources were not settled")
+                self._wait(producer, ticket)
+        if ticket.unanswered:
+            # Not refused, only not acknowledged: a failure would be kept, and a Kafka source's group moves
+            # past kept records, so the next run would not send them again.  Ending here settles none of this
+            # chunk; the next run sends it again (some records may have arrived: at least once, never lost).
+            raise BrokerUnavailable(f"{ticket.unanswered} record(s) not acknowledged by the broker of {self.queue!r}",
+                                    hint="nothing was lost: their sources were not settled")
         if None in ticket.results:
             return None
         return [bool(ok) for ok in ticket.results]
+
+    def _wait(self, producer: Any, ticket: Ticket) -> None:
+        """Flush until the ticket's reports are in; BrokerUnavailable once none has come for ``--timeout``
+        (since the ticket was sent or the last report) or after librdkafka's own message timeout."""
+        deadline = time.monotonic() + self.timeout
+        while None in ticket.results:
+            silent = time.monotonic() - max(ticket.sent, self.last_report)
+            if silent > self.silence or time.monotonic() > deadline:
+                left = sum(1 for ok in ticket.results if ok is None)
+                raise BrokerUnavailable(f"{left} record(s) not acknowledged: no delivery report from the broker "
+                                        f"for {silent:.0f} s", hint="nothing was lost: their sources were not settled")
+            producer.flush(FLUSH_SLICE_S)
 
     def move_from(self, reader: Reader, taken: Sequence[Taken], outgoing: Sequence[Message]) -> None:
         return None
@@ -102,8 +125,21 @@ def _varint(number: int) -> int:
     return max(1, (zigzag.bit_length() + 6) // 7)
 
 
-def _reporter(ticket: Ticket, index: int) -> Callable[[Any, Any], None]:
+def _unanswered(error: Any) -> bool:
+    """A delivery error that says the broker never answered (timed out, connection lost, producer failed),
+    not that it refused the record."""
+    ck = rdkafka.library()
+    return bool(error.retriable() or error.fatal() or error.code() in (
+        ck.KafkaError._MSG_TIMED_OUT, ck.KafkaError._TIMED_OUT, ck.KafkaError._TIMED_OUT_QUEUE,
+        ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._PURGE_QUEUE,
+        ck.KafkaError._PURGE_INFLIGHT, ck.KafkaError._FATAL, ck.KafkaError._DESTROY))
+
+
+def _reporter(destination: KafkaDestination, ticket: Ticket, index: int) -> Callable[[Any, Any], None]:
     def report(error: Any, _message: Any) -> None:
+        destination.last_report = time.monotonic()
+        if error is not None and _unanswered(error):
+            ticket.unanswered += 1
         ticket.results[index] = error is None
 
     return report

@@ -13,12 +13,16 @@
 
 Offsets without a record (transaction markers) count as read once a partition
 reaches its end offset, so progress can be committed up to that end.
+
+Every commit and deletion waits at most ``--timeout``: with the broker gone, the
+pass ends with exit 3 instead of waiting for it to come back (see :meth:`KafkaReader._commit_group`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from qctl.adapters.kafka import rdkafka
@@ -30,6 +34,7 @@ from qctl.primitives import ReadMode, SourceTraits, Taken
 
 COMMIT_EVERY = 5000  # records settled between commits: the most a crash makes the next run repeat
 POLL_S = 0.01  # consume() waits for a whole batch or this long: a pass's last batch no longer waits 0.2 s
+RETRY_S = 0.3  # between commit attempts while the group's coordinator is loading or moving
 CHUNK = 5000
 
 
@@ -53,6 +58,7 @@ class KafkaReader:
         self._blocked: dict[int, int] = {}  # DELETE: the first kept offset, which nothing may be deleted past
         self._since_commit = 0
         self._advanced = False  # settled or kept anything: only then is there progress to commit
+        self._commit_failed = False  # a commit or deletion failed: close() does not wait on another
         self._consumer: Any = None
 
     def total(self) -> int:
@@ -160,22 +166,63 @@ class KafkaReader:
         self._since_commit = 0
         if not progress:
             return
+        self._commit_failed = True
         if self.mode is ReadMode.MOVE:
-            ck = rdkafka.library()
-            offsets = [ck.TopicPartition(self.queue, p, offset) for p, offset in progress.items()]
-            with rdkafka.translated(f"cannot commit progress for group {self.group!r}"):
-                for result in self._client().commit(offsets=offsets, asynchronous=False) or []:
-                    if result.error is not None:
-                        raise rdkafka.error(result.error, f"cannot commit progress for group {self.group!r}")
+            self._commit_group(progress)
         else:
             ck = rdkafka.library()
             deletions = {ck.TopicPartition(self.queue, p): offset for p, offset in progress.items()}
             self.cluster.delete_records(deletions, f"cannot delete records from {self.queue!r}")
+        self._commit_failed = False
         self.starts.update(progress)
+
+    def _commit_group(self, progress: dict[int, int]) -> None:
+        """Commit the group's offsets, waiting at most ``--timeout``; BrokerUnavailable (exit 3) past it.
+
+        Through the admin client's AlterConsumerGroupOffsets (the group is never joined, so it is the same
+        OffsetCommit an assign-only consumer sends), not the consumer's commit: librdkafka's synchronous
+        commit has no timeout at all (a redrive whose broker stopped waited for it to come back, minutes),
+        and an asynchronous one left pending makes the consumer's close() wait for it (measured: 42 s with
+        the broker down).  An admin request ends at its request_timeout, the future is waited on no longer.
+
+        Giving up loses nothing, it repeats: the records settled since the last commit are in their target
+        already, and the next run starts from the last commit that did land, so it delivers them again
+        (at least once, never lost).
+        """
+        ck = rdkafka.library()
+        group = str(self.group)
+        request = ck.ConsumerGroupTopicPartitions(
+            group, [ck.TopicPartition(self.queue, p, offset) for p, offset in sorted(progress.items())])
+        waiting = {ck.KafkaError.COORDINATOR_NOT_AVAILABLE, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                   ck.KafkaError.NOT_COORDINATOR}
+        deadline = time.monotonic() + max(0.1, self.options.timeout)
+
+        def attempt(left: float) -> None:
+            future = self.cluster.admin.alter_consumer_group_offsets([request], request_timeout=left)[group]
+            try:
+                result = future.result(timeout=left + 1.0)  # librdkafka ends it at `left`: only a backstop
+            except FutureTimeout:
+                future.cancel()
+                raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TIMED_OUT)) from None
+            for tp in result.topic_partitions or []:
+                if tp.error is not None:
+                    raise ck.KafkaException(tp.error)
+
+        with rdkafka.translated(f"cannot commit progress for group {group!r}"):
+            while True:
+                try:
+                    attempt(max(0.1, deadline - time.monotonic()))
+                    return
+                except ck.KafkaException as exc:  # a coordinator not ready yet: again while there is time
+                    if rdkafka.code_of(exc) not in waiting or time.monotonic() + RETRY_S > deadline:
+                        raise
+                    time.sleep(RETRY_S)
 
     def close(self) -> None:
         try:
-            if self._advanced:
+            # After a failed commit the pass is ending on that error: another --timeout spent on the same
+            # broker would only delay exit 3 (the next run repeats what was not committed).
+            if self._advanced and not self._commit_failed:
                 self._commit()
         finally:
             consumer, self._consumer = self._consumer, None

@@ -55,10 +55,6 @@ TRIALS = 5
 RESULTS = REPO / "bench" / "results" / "restarts.md"
 EXIT_OK = (0, 3, 6)  # done before the stop, unavailable, partial
 WAIT_AFTER_STOP = 30.0  # a qctl still running this long after its broker stopped has hung (it is then killed)
-# Known, and for the Kafka adapter's owner to fix (adapters/kafka/reader.py ``_commit``): a Kafka
-# redrive commits its progress with librdkafka's synchronous commit, which has no timeout, so with
-# the broker down it waits for the broker to come back instead of exiting 3 within --timeout.
-KAFKA_COMMIT_WAITS = "Kafka redrive waits for the broker to return: its synchronous commit ignores --timeout"
 
 
 @dataclass
@@ -449,18 +445,10 @@ def run_all(tmp_path: Path, qctl_env: dict[str, str], one_per_restart: bool) -> 
     return trials
 
 
-def known(trial: Trial) -> bool:
-    """A problem already reported for another owner to fix (KAFKA_COMMIT_WAITS): a hang, nothing lost."""
-    return trial.backend.name == "kafka" and trial.operation == "redrive" and \
-        all(problem.startswith(("hung", "exit None")) for problem in trial.problems)
-
-
 def assert_trials(trials: list[Trial]) -> None:
-    failed = [f"{t.backend.name} {t.operation} #{t.number + 1}: {'; '.join(t.problems)}" for t in trials
-              if t.problems and not known(t)]
+    """Every problem fails the test, a hang included (no trial is excused)."""
+    failed = [f"{t.backend.name} {t.operation} #{t.number + 1}: {'; '.join(t.problems)}" for t in trials if t.problems]
     assert not failed, "\n".join(failed)
-    if any(t.problems for t in trials):
-        pytest.xfail(KAFKA_COMMIT_WAITS)
 
 
 def test_a_broker_restart_mid_redrive_and_mid_purge_loses_nothing(tmp_path: Path, clean_env: dict[str, str]) -> None:
