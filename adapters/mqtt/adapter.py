@@ -138,7 +138,16 @@ class MQTTAdapter(Adapter):
 
     def destination(self, queue: str) -> MQTTDestination:
         check_filter(queue)
-        return MQTTDestination(self.conn, queue, self.counted)
+        return MQTTDestination(self.conn, queue, self.counted, held=lambda: self._retained_payloads(queue))
+
+    def _retained_payloads(self, queue: str) -> dict[str, bytes]:
+        """Each topic under ``queue`` that holds a retained message now, with its payload.  Scanned on a
+        connection of its own: the command's may be tracking a source tree, and a connection has one scan sink."""
+        conn = Connection(self.options, self.where)
+        try:
+            return {topic: packet.payload for topic, packet in RetainedScan(conn, queue).collect().items()}
+        finally:
+            conn.close()
 
     def drop_session(self, client_id: str, *, force: bool, dry_run: bool) -> Mapping[str, Any]:
         self._end_scan()

@@ -21,13 +21,21 @@ qctl then counts it as not delivered, so ``move`` leaves it in its source.
 (MQTT 3.1.1 PUBACKs say nothing: there, a PUBACK is a delivery.)  Every
 publish is QoS 1, whatever QoS the message had, so the broker confirms it; a
 retained message therefore comes back stored at QoS 1.
+
+A topic holds one retained message, so publishing a retained message where
+another one already is would replace it, silently, losing it.  qctl refuses
+that message instead (the same payload again loses nothing, and passes):
+:meth:`MQTTDestination.refusal`, after one scan of the destination when the
+first retained message is checked.  Restore is then exit 2 naming the line;
+move leaves the message in its source.  Purge the old ones first to restore
+over them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from qctl.adapters.mqtt import messages, topics
@@ -49,10 +57,13 @@ def carries(**wanted: Any) -> Carries:
 
 
 class MQTTDestination:
-    def __init__(self, conn: Connection, queue: str, notices: Notices) -> None:
+    def __init__(self, conn: Connection, queue: str, notices: Notices, *,
+                 held: Callable[[], dict[str, bytes]] | None = None) -> None:
         self.conn = conn
         self.queue = queue
         self.notices = notices
+        self._held = held  # topic -> retained payload under queue, asked once when first needed
+        self._held_payloads: dict[str, bytes] | None = None
         self.each_to_own_topic = topics.is_filter(queue)
         if not self.each_to_own_topic:
             problem = topics.name_problem(queue)
@@ -88,8 +99,18 @@ class MQTTDestination:
             return (f"it has {shown}, not one under {self.queue!r} (restore or move to a topic name to publish "
                     f"every message there)")
         limits = self.conn.limits
-        return messages.refusal(message, v5=self.conn.v5, maximum_packet_size=limits.maximum_packet_size,
-                                retain_available=limits.retain_available, topic=topic)
+        problem = messages.refusal(message, v5=self.conn.v5, maximum_packet_size=limits.maximum_packet_size,
+                                   retain_available=limits.retain_available, topic=topic)
+        held = self.held_payloads().get(topic) if problem is None and messages.retain_of(message) else None
+        if held is not None and held != message.body:
+            return (f"{topic!r} already holds a retained message, which this one would replace (purge it first "
+                    f"to put this one there)")
+        return problem
+
+    def held_payloads(self) -> dict[str, bytes]:
+        if self._held_payloads is None:
+            self._held_payloads = self._held() if self._held is not None else {}
+        return self._held_payloads
 
     def send(self, outgoing: Sequence[Message]) -> list[Sent]:
         sent = []

@@ -177,8 +177,17 @@ def takes_foreign_lines(src: Driver | None, dst: Driver) -> bool:
 def fresh_queue(driver: Driver, prefix: str) -> str:
     """A queue that exists, holding only PLACEHOLDER, so restores append to a queue of the driver's kind."""
     name = driver.unique(prefix)
-    driver.make_queue(name, plain([PLACEHOLDER]))
+    make_placeholder(driver, name)
     return name
+
+
+def make_placeholder(driver: Driver, name: str) -> None:
+    """``name`` holding only PLACEHOLDER (a driver may put it where nothing restored lands: MQTT's topics)."""
+    made = getattr(driver, "make_placeholder", None)
+    if made is not None:
+        made(name, PLACEHOLDER)
+    else:
+        driver.make_queue(name, plain([PLACEHOLDER]))
 
 
 def restored(driver: Driver, queue: str) -> list[Message]:

@@ -43,6 +43,7 @@ from tests.contract.test_interchange import (  # noqa: F401 - the source and des
     PLACEHOLDER,
     backend_driver,
     dest_driver,
+    make_placeholder,
     ordered,
     restored_bodies,
     source_driver,
@@ -95,7 +96,7 @@ class Pair:
         self.source, self.dest, self.qctl = source, dest, qctl
         self.src, self.dst = source.unique("mv-from"), dest.unique("mv-to")
         source.make_queue(self.src, sent)
-        dest.make_queue(self.dst, plain([PLACEHOLDER]))  # exists, with the type its driver makes
+        make_placeholder(dest, self.dst)  # exists, with the type its driver makes
         self.everything = [m.body for m in sent]
         self.left = list(self.everything)  # what the source should still hold (all of it, if it keeps settled)
         self.arrived: list[bytes] = []  # what the destination should hold, in order
@@ -120,10 +121,14 @@ class Pair:
         result = run.json()
         assert (result["moved"], result["skipped"], result["failed"]) == (len(picked), skipped, 0), run
         got = arrived_bodies(self.dest, self.dst)
+        wanted = self.arrived + picked
+        if not takes_foreign_lines(None, self.dest):
+            # A retained tree holds one message per topic: a copy moved again lands on its own topic, once.
+            wanted = list(dict.fromkeys(wanted))
         if ordered(self.source) and ordered(self.dest):
-            assert got == self.arrived + picked, run
+            assert got == wanted, run
         else:
-            assert Counter(got) == Counter(self.arrived + picked), run
+            assert Counter(got) == Counter(wanted), run
         self.arrived = got
         if not copy and not self.source.capabilities.keeps_settled:
             for body in picked:

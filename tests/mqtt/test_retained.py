@@ -259,3 +259,30 @@ def test_a_subscriber_sees_the_purge_as_clears(mqtt_driver: MQTTDriver, qctl: Qc
         assert sorted((m.topic, bytes(m.payload)) for m in seen) == [(f"{base}/{i}", b"") for i in range(3)]
     finally:
         watcher.close()
+
+
+def test_a_retained_message_is_never_replaced_by_restore_or_move(mqtt_driver: MQTTDriver, qctl: QctlRunner,
+                                                                 tree: str, tmp_path: Path) -> None:
+    """A topic holds one retained message: publishing another there would lose the one it holds.  Restore
+    refuses the line (exit 2, nothing published), move leaves the message in its source (exit 6); the same
+    payload again loses nothing and goes through."""
+    other = mqtt_driver.unique("held")
+    base, other_base = mqtt_driver.base(tree), mqtt_driver.base(other)
+    client = mqtt_driver.client
+    client.wait([client.publish(f"{base}/a", b"new a", retain=True),
+                 client.publish(f"{base}/b", b"same b", retain=True)])
+    client.wait([client.publish(f"{other_base}/a", b"old a", retain=True),
+                 client.publish(f"{other_base}/b", b"same b", retain=True)])
+    backup = tmp_path / "tree.jsonl"
+    try:
+        assert qctl("backup", tree, str(backup), "-u", mqtt_driver.url).rc == 0
+        restored = qctl("restore", str(backup), "--to", other, "-u", mqtt_driver.url)
+        assert restored.rc == 2 and "line 2" in restored.err and "already holds a retained message" in restored.err, \
+            restored
+        moved = qctl("move", tree, other, "-u", mqtt_driver.url, "-o", "json")
+        assert moved.rc == 6 and (moved.json()["moved"], moved.json()["failed"]) == (1, 1), moved
+        assert {m.position: m.body for m in mqtt_driver.messages(other)} == {
+            f"{other_base}/a": b"old a", f"{other_base}/b": b"same b"}  # nothing replaced
+        assert mqtt_driver.contents(tree) == [b"new a"]  # the one that could not go stays
+    finally:
+        mqtt_driver.delete(other)
