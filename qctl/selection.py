@@ -9,6 +9,12 @@ dead letter) does not select it; that is counted, not an error.
 
 JMESPath is what AWS CLI users know from ``--query``; ``jmespath`` is imported
 only when a command has ``--where``.
+
+A redrive evaluates the expression on every message it reads (hundreds of
+thousands of jobs), so the object is built with only the top-level parts the
+expression can reach: its parsed tree names them (``field`` nodes).  An
+expression that can see the whole object (``@``, ``*``, a node type this does
+not know) gets all of it.  A part holds the same value either way.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import time
 from typing import Any
 
-from qctl.codec import message_to_json
+from qctl.codec import encode_bytes, header_value, iso, message_to_json
 from qctl.errors import UsageError
 from qctl.models import Message
 
@@ -34,8 +40,10 @@ class Selection:
         self.expression = expression
         self.not_applicable = 0  # messages the expression could not be applied to
         self._compiled: Any = None
+        self._parts: frozenset[str] | None = None  # the view's top-level parts it can reach (None: all)
         if expression is not None:
             self._compiled = compile_expression(expression)
+            self._parts = reached(self._compiled.parsed)
 
     @property
     def everything(self) -> bool:
@@ -47,7 +55,7 @@ class Selection:
         from jmespath import exceptions
 
         try:
-            return truthy(self._compiled.search(view(message)))
+            return truthy(self._compiled.search(view(message, self._parts)))
         except (exceptions.JMESPathError, RecursionError):  # RecursionError: a deeply nested message
             self.not_applicable += 1
             return False
@@ -78,17 +86,82 @@ def compile_expression(expression: str) -> Any:
                          hint="write it with fewer nested parentheses, '!' or sub-expressions") from None
 
 
-def view(message: Message) -> dict[str, Any]:
-    """What an expression sees: the peek object, ``age`` and ``json``."""
+# Node types whose evaluation never shows an expression the object it is applied to as a whole: besides
+# ``field`` (one named part), ``identity`` appears only as the base of a projection, index, slice or flatten,
+# which give null on an object.  ``current`` (``@``) and ``value_projection`` (``*``) do show it.
+NARROW_NODES = frozenset({
+    "field", "subexpression", "function_expression", "literal", "comparator", "and_expression", "or_expression",
+    "not_expression", "index_expression", "index", "slice", "filter_projection", "projection", "flatten",
+    "identity", "pipe", "multi_select_list", "multi_select_dict", "key_val_pair", "expref"})
+
+
+def reached(parsed: Any) -> frozenset[str] | None:
+    """The top-level view parts a parsed expression can reach: every name its ``field`` nodes look up (at
+    any depth: a superset), or None when it may see the whole object."""
+    names: set[str] = set()
+    stack = [parsed]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue  # a slice's bounds
+        kind = node.get("type")
+        if kind not in NARROW_NODES:
+            return None
+        if kind == "field":
+            names.add(str(node.get("value")))
+        stack.extend(node.get("children") or ())
+    return frozenset(names & VIEW_PARTS)
+
+
+def _dead_letter(message: Message) -> dict[str, Any] | None:
+    dead = message.dead_letter
+    return None if dead is None else {"reason": dead.reason, "source_queue": dead.source_queue, "count": dead.count,
+                                      "time": iso(dead.time)}
+
+
+# One top-level part of the view each, as message_to_json (and view, for age and json) write it.
+PARTS: dict[str, Any] = {
+    "queue": lambda m: m.queue,
+    "position": lambda m: m.position,
+    "partition": lambda m: m.partition,
+    "offset": lambda m: m.offset,
+    "key": lambda m: None if m.key is None else encode_bytes(m.key)[0],
+    "key_encoding": lambda m: None if m.key is None else encode_bytes(m.key)[1],
+    "headers": lambda m: {name: header_value(value) for name, value in m.headers.items()},
+    "properties": lambda m: {name: header_value(value) for name, value in m.properties.items()},
+    "body": lambda m: encode_bytes(m.body)[0],
+    "body_encoding": lambda m: encode_bytes(m.body)[1],
+    "timestamp": lambda m: iso(m.timestamp),
+    "redelivered": lambda m: m.redelivered,
+    "delivery_count": lambda m: m.delivery_count,
+    "dead_letter": _dead_letter,
+    "age": lambda m: _age(m),
+    "json": lambda m: _json(*encode_bytes(m.body)),
+}
+VIEW_PARTS = frozenset(PARTS)
+
+
+def view(message: Message, parts: frozenset[str] | None = None) -> dict[str, Any]:
+    """What an expression sees: the peek object, ``age`` and ``json``; with ``parts``, only those keys."""
+    if parts is not None:
+        return {name: PARTS[name](message) for name in parts}
     record = message_to_json(message)
-    record["age"] = round(time.time() - message.timestamp.timestamp(), 3) if message.timestamp else None
-    record["json"] = None
-    if record["body_encoding"] == "utf-8" and record["body"][:1] in JSON_STARTS:
+    record["age"] = _age(message)
+    record["json"] = _json(record["body"], record["body_encoding"])
+    return record
+
+
+def _age(message: Message) -> float | None:
+    return round(time.time() - message.timestamp.timestamp(), 3) if message.timestamp else None
+
+
+def _json(body: str, encoding: str) -> Any:
+    if encoding == "utf-8" and body[:1] in JSON_STARTS:
         try:
-            record["json"] = json.loads(record["body"])
+            return json.loads(body)
         except ValueError:
             pass
-    return record
+    return None
 
 
 def truthy(value: Any) -> bool:

@@ -446,3 +446,19 @@ def test_errors_and_warnings_never_emit_a_raw_control_character(capsys: pytest.C
         output.error(f"queue a{chr(code)}b")
         output.warn(f"queue a{chr(code)}b")
     assert_no_raw_control(capsys.readouterr().err)
+
+
+@pytest.mark.filterwarnings("ignore:deprecated string literal syntax")
+@FAST
+@given(EXPRESSIONS, messages())
+def test_a_selection_decides_as_on_the_whole_view(expression: str, message: Message) -> None:
+    """--where builds only the parts of the view its expression names (qctl.selection.reached): the same
+    verdict, and the same not-applicable count, as on the whole object."""
+    try:
+        narrow = Selection(expression)
+    except UsageError:
+        return
+    whole = Selection(expression)
+    whole._parts = None
+    assert narrow(message) == whole(message)
+    assert narrow.not_applicable == whole.not_applicable

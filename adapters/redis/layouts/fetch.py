@@ -12,6 +12,7 @@ per call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 from qctl.adapters.redis import scripts
 from qctl.adapters.redis.connection import Client
@@ -75,12 +76,10 @@ def hashes(client: Client, keys: Sequence[bytes], streams: Sequence[bytes] | Non
 
 def unpack(blob: bytes) -> tuple[Fields, Fields | None]:
     head, _, data = blob.partition(b";")  # the head is digits and commas: its first ';' ends it
-    sizes = [int(size) for size in head.split(b",")]
-    cut, sizes = sizes[0], sizes[1:]
-    pieces, at = [], 0
-    for size in sizes:
-        pieces.append(data[at:at + size])
-        at += size
+    sizes = list(map(int, head.split(b",")))
+    cut = sizes[0]
+    ends = list(accumulate(sizes[1:]))  # slicing at the running sums, in C: this runs once per job read
+    pieces = list(map(data.__getitem__, map(slice, [0, *ends[:-1]], ends)))
     entry = pieces[cut:]
     return _pairs(pieces[:cut]), _pairs(entry) if entry else None
 

@@ -1,0 +1,72 @@
+"""How much work a filtered redrive of a job framework's failed set does per job: Redis round trips and the
+arguments it sends, counted (not timed), in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import zlib
+from typing import Any
+
+import pytest
+
+from qctl.adapters.redis import scripts
+from qctl.adapters.redis.layouts import steps
+from qctl.boundary import run_app
+from qctl.cli import app
+from tests.frameworks import fixtures
+from tests.frameworks.conftest import layout_url
+
+WHERE = "contains(dead_letter.reason, 'Timeout')"
+JOBS = 120  # half of them TimeoutError
+
+
+def _build(framework: str, queue: str) -> None:
+    half = JOBS // 2
+    if framework == "rq":
+        fixtures.rq_bulk_failed(queue, half, exc="TimeoutError")
+        fixtures.rq_bulk_failed(queue, half, exc="ValueError")
+    else:
+        fixtures.bullmq_bulk_failed(queue, half, error_name="TimeoutError")
+        fixtures.bullmq_bulk_failed(queue, half, error_name="TypeError")
+
+
+@pytest.mark.parametrize(("framework", "step_args"), [("rq", 22), ("bullmq", 24)])
+def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
+        frameworks_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, framework: str, step_args: int) -> None:
+    queue = fixtures.unique_queue(framework, framework)
+    _build(framework, queue)
+    db = fixtures.client(framework)
+    if framework == "rq":  # a job's own ttl: requeue's job.cleanup(ttl=job.ttl) sets it on the job hash
+        for job_id in db.zrange(f"rq:failed:{queue}", 0, -1):
+            db.hset(b"rq:job:" + job_id, "ttl", 900)
+    calls: list[tuple[str, int]] = []  # (kind, arguments) per script call
+    real = scripts.run
+
+    def counted(client: Any, source: str, keys: list[Any], args: list[Any]) -> Any:
+        kind = "step" if source.startswith(steps.GUARDED[:40]) else "other"
+        calls.append((kind, len(keys) + len(args)))
+        return real(client, source, keys, args)
+
+    monkeypatch.setattr(scripts, "run", counted)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
+                             "-q", "-o", "json"])
+    result = json.loads(out.getvalue())
+    assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
+    # A few round trips per chunk, not per job: read a window, fetch its jobs (paced, ~100 per call), one step.
+    assert len(calls) <= 8, calls
+    # What the guarded steps carry per job moved: its checks and one framework macro, not forty arguments.
+    sent = sum(n for kind, n in calls if kind == "step")
+    assert sent <= step_args * (JOBS // 2), (sent, calls)
+    if framework == "rq":  # FailedJobRegistry.requeue's fields, as the one macro writes them
+        ids = db.lrange(f"rq:queue:{queue}", 0, -1)
+        assert len(ids) == JOBS // 2
+        for job_id in ids:
+            job = db.hgetall(b"rq:job:" + job_id)
+            assert (job[b"status"], job[b"origin"], job[b"started_at"], job[b"ended_at"], job[b"timeout"],
+                    job[b"qctl_redrive_count"]) == (b"queued", queue.encode(), b"", b"", b"180", b"1")
+            assert zlib.decompress(job[b"exc_info"]) == b"" and job[b"enqueued_at"] > job[b"created_at"]
+            assert 0 < db.ttl(b"rq:job:" + job_id) <= 900
