@@ -76,10 +76,13 @@ class Message:
 
 
 def with_pairs(message: Message, pairs: Sequence[tuple[str, Any]]) -> Message:
-    """``message`` with these headers (``headers`` becomes their last value per name)."""
-    from dataclasses import replace
-
-    return replace(message, header_pairs=tuple(pairs), headers=dict(pairs))
+    """``message`` with these headers (``headers`` becomes their last value per name).  Built field by field:
+    ``dataclasses.replace`` looks every field up again on each call, ~25 us a message of a redrive."""
+    m = message
+    return Message(queue=m.queue, position=m.position, body=m.body, partition=m.partition, offset=m.offset,
+                   key=m.key, headers=dict(pairs), header_pairs=tuple(pairs), properties=m.properties,
+                   timestamp=m.timestamp, redelivered=m.redelivered, delivery_count=m.delivery_count,
+                   dead_letter=m.dead_letter)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

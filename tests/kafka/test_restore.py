@@ -95,3 +95,17 @@ def test_a_small_max_message_bytes_is_checked_exactly_and_small_records_still_ba
     assert bodies[:100] + bodies[102:] == [row["body"].encode() for row in many]  # all of them, in order
     assert bodies[100:102] == [b"e" * (limit - 70), b"k" * (limit - 75)]
     assert (records[101].key, records[101].headers) == (b"k", [("h", b"v")])
+
+
+def test_the_size_bound_is_never_below_the_exact_size() -> None:
+    """Destination.refusal skips the exact size when this bound fits: it must never be the smaller."""
+    from qctl.adapters.kafka.destination import batch_bytes, size_bound
+    from qctl.codec import header_bytes
+    from qctl.models import Message
+
+    cases = [(None, b"", ()), (b"k", b"v" * 300, (("h", "é" * 40), ("n", 10**40), ("f", -1.5e-300))),
+             (b"x" * 200, b"y" * 70_000, (("raw", {"$base64": "AP8=" * 99}), ("t", "text"), ("t", "again")))]
+    for key, body, pairs in cases:
+        message = Message(queue="q", position="0", body=body, key=key, header_pairs=tuple(pairs), headers=dict(pairs))
+        exact = batch_bytes(key, body, [(name.encode(), header_bytes(value)) for name, value in pairs])
+        assert size_bound(message) >= exact, (key, pairs)
