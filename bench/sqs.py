@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -53,6 +54,8 @@ PYTHON = str(REPO / ".venv" / "bin" / "python")
 AWS = REPO / ".brokers" / "awscli-venv" / "bin" / "aws"
 sys.path.insert(0, str(REPO / "tools"))
 from harness import sqs as harness  # noqa: E402
+
+from qctl.adapters.sqs.client import POOL  # noqa: E402
 
 # The harness's server unless QCTL_BENCH_SQS_URL names another (e.g. a private ElasticMQ from the same jars,
 # so that tests restarting the shared one cannot cut a run short).
@@ -155,14 +158,49 @@ def drop(*names: str) -> None:
             pass
 
 
-def timed(argv: list[str], *, shell: bool = False) -> tuple[float, str]:
+def server_pid() -> int | None:
+    """The ElasticMQ JVM's pid, to read its CPU time: QCTL_BENCH_SQS_PID for a private server, else the
+    harness's own."""
+    if os.environ.get("QCTL_BENCH_SQS_PID"):
+        return int(os.environ["QCTL_BENCH_SQS_PID"])
+    return harness.running_pid() if harness.ENV["QCTL_TEST_SQS_URL"] == URL else None
+
+
+SERVER_PID = server_pid()
+CPU_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> float:
+    """CPU seconds the server has used (user + system), 0 when its pid is unknown."""
+    if SERVER_PID is None:
+        return 0.0
+    fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CPU_TICK
+
+
+# (label -> [(qctl's CPU seconds, the server's CPU seconds)]) of every timed run, for the report.
+CPU: dict[str, list[tuple[float, float]]] = {}
+
+
+def timed(argv: list[str], *, shell: bool = False, label: str | None = None) -> tuple[float, str]:
+    before, server = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu()
     started = time.perf_counter()
     proc = subprocess.run(["/bin/sh", "-c", argv[0]] if shell else argv, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {argv}\n{proc.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if label:
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        CPU.setdefault(label, []).append((cpu, server_cpu() - server))
     return elapsed, proc.stdout
+
+
+def cpu_of(label: str) -> tuple[float, float]:
+    """Median (client, server) CPU seconds of the runs recorded under ``label``."""
+    runs = CPU.get(label) or [(0.0, 0.0)]
+    return statistics.median(c for c, _ in runs), statistics.median(s for _, s in runs)
 
 
 def load() -> str:
@@ -193,7 +231,7 @@ def bench_redrive(runs: int, messages: int) -> dict[str, Any]:
         dlq, target = pair("client")
         seed(dlq, messages)
         argv = [QCTL, "redrive", "-u", URL, dlq, "--to", target, "-q", "-o", "json"]
-        seconds, out = timed(argv)
+        seconds, out = timed(argv, label="client")
         assert json.loads(out)["moved"] == messages, out
         moved_to(target, dlq)
         times["client"].append(seconds)
@@ -204,7 +242,7 @@ def bench_redrive(runs: int, messages: int) -> dict[str, Any]:
         dlq, target = pair("task")
         seed(dlq, messages)
         argv = [PYTHON, "-c", MOVE_TASK, dlq, target, "-"]
-        seconds, out = timed(argv)
+        seconds, out = timed(argv, label="task")
         moved_to(target, dlq)
         times["task"].append(seconds)
         times["task_alone"].append(float(out.strip()))
@@ -260,9 +298,9 @@ def bench_stats(runs: int, queues: int) -> dict[str, Any]:
     results: dict[str, list[float]] = {"all": [], "glob": [], "peer": [], "aws_one": []}
     aws_one = f"{AWS} sqs get-queue-attributes --queue-url {urls[0]} --attribute-names All {AWS_FLAGS} > /dev/null"
     for _ in range(runs):
-        results["all"].append(timed(everything)[0])
-        results["glob"].append(timed(globbed)[0])
-        results["peer"].append(timed(peer)[0])
+        results["all"].append(timed(everything, label="stats_all")[0])
+        results["glob"].append(timed(globbed, label="stats_glob")[0])
+        results["peer"].append(timed(peer, label="stats_peer")[0])
         if AWS.exists():
             results["aws_one"].append(timed([aws_one], shell=True)[0])
     with ThreadPoolExecutor(16) as pool:
@@ -315,8 +353,9 @@ def report(args: argparse.Namespace, started: str, load_start: str, redrive: dic
     c = stats["commands"]
     stats_rows = [
         row("qctl, every queue of the broker", c["all"], s["all"],
-            f" {stats['rows']:,} rows: one ListQueues page, then GetQueueAttributes per queue, 8 at a time |"),
-        row("qctl, a glob", c["glob"], s["glob"], f" {args.queues:,} rows, and ListDeadLetterSourceQueues per row |"),
+            f" {stats['rows']:,} rows: one ListQueues page, then GetQueueAttributes per queue, {POOL} at a time |"),
+        row("qctl, a glob", c["glob"], s["glob"], f" {args.queues:,} rows: the same requests, and one more ListQueues "
+                                                  f"for the dead-letter sources |"),
         row("botocore script (what a loop of aws sqs get-queue-attributes asks, in one process)", c["peer"],
             s["peer"], " one request after another |"),
     ]
@@ -328,6 +367,15 @@ def report(args: argparse.Namespace, started: str, load_start: str, redrive: dic
     if "aws" in p:
         peek_rows.append(row("aws CLI", "aws sqs receive-message --visibility-timeout 0 --max-number-of-messages 10 "
                              "--attribute-names All --message-attribute-names All", p["aws"], ""))
+    client_cpu, client_server = cpu_of("client")
+    task_cpu, task_server = cpu_of("task")
+    per10 = {"qctl": 10_000 * client_cpu / n, "server": 10_000 * client_server / n}
+    ceiling = (os.cpu_count() or 1) * n / (client_cpu + client_server) if client_cpu + client_server else 0
+    stats_cpu = {key: cpu_of(f"stats_{key}") for key in ("all", "glob", "peer")}
+    cpu_line = "; ".join(f"{label}: {stats_cpu[key][0]:.2f} s of qctl's (or the script's) CPU and "
+                         f"{stats_cpu[key][1]:.2f} s of ElasticMQ's" for key, label in
+                         (("all", "every queue"), ("glob", "the glob"), ("peer", "the botocore script")))
+    unread = "" if SERVER_PID else "; ElasticMQ's CPU was not readable: give QCTL_BENCH_SQS_PID"
     stats_goal = "met" if s["all"]["median"] <= 2 and s["glob"]["median"] <= 2 else "not met"
     rate_goal = "met" if ratio_whole >= 0.5 else "not met"
     nl = "\n"
@@ -354,14 +402,16 @@ The move task at MaxNumberOfMessagesPerSecond 500 (AWS's highest settable rate):
 {r500["seconds"]:.2f} s, {r500["messages"] / r500["seconds"]:,.0f} messages/s.
 
 Goal: the client-side mover at >= 0.5x the move task's rate: **{rate_goal}** ({ratio_whole:.2f}x the task's
-whole-process rate, {ratio_alone:.3f}x the task alone).  The task runs inside ElasticMQ's JVM, one actor message
-per message and no HTTP at all; the client-side mover needs three HTTP requests per ten messages (ReceiveMessage,
-SendMessageBatch, DeleteMessageBatch), and each costs ElasticMQ about 2 ms of CPU in this harness (C1 only) and
-botocore about 1 ms (its request pipeline and urllib3): about 9 ms of CPU per ten messages on two shared CPUs, a
-ceiling near 2,000 messages/s however the requests are spread over threads.  Against AWS the comparison is
-different: a task given a rate moves at most 500 messages/s, which the client-side mover passes here.  qctl uses
-the task whenever it can (a whole standard DLQ to its one source), so the mover only runs where the task cannot:
---to, --limit, --where, --max-redrives, FIFO.
+whole-process rate, {ratio_alone:.3f}x the task alone).  CPU per run (medians{unread}): the client-side mover
+used {client_cpu:.2f} s of qctl's CPU and {client_server:.2f} s of ElasticMQ's for {n:,} messages, i.e.
+{per10["qctl"]:.2f} ms and {per10["server"]:.2f} ms per ten messages (three HTTP requests: ReceiveMessage,
+SendMessageBatch, DeleteMessageBatch); the move task used {task_server:.2f} s of ElasticMQ's CPU for the same
+messages (one actor message per message, no HTTP) and its botocore script {task_cpu:.2f} s.  At that CPU per
+message, both CPUs of an otherwise idle machine would move at most ~{ceiling:,.0f} messages/s this way, most of
+the CPU being ElasticMQ's serving the requests; 0.5x the task is {rate['task'] / 2:,.0f}.  Against AWS the
+comparison is different: a task given a rate moves at most 500 messages/s, which the client-side mover passes
+here.  qctl uses the task whenever it can (a whole standard DLQ to its one source), so the mover only runs where
+the task cannot: --to, --limit, --where, --max-redrives, FIFO.
 
 ## stats over {args.queues:,} queues (one message each; goal <= 2 s)
 
@@ -369,8 +419,11 @@ the task whenever it can (a whole standard DLQ to its one source), so the mover 
 | --- | --- | --- | --- | --- |
 {nl.join(stats_rows)}
 
-Goal <= 2 s: **{stats_goal}**.  A listing of every queue finds the dead-letter sources from the rows themselves; a
-glob asks each row's sources (ListDeadLetterSourceQueues), twice the requests.
+Goal <= 2 s: **{stats_goal}**.  CPU per run (medians): {cpu_line}.  The dead-letter sources come from the
+RedrivePolicies the rows already hold: a glob lists the whole account once more and asks only the queues it left
+out (fewer here than one ListDeadLetterSourceQueues per row).  On a plain-HTTP endpoint like this one qctl speaks
+SQS's JSON protocol itself for these requests (about a third of botocore's CPU per request); over HTTPS (AWS) they
+go through botocore, and the {POOL} requests in flight are what hide the round trips.
 
 ## peek -n 10 (a queue of 100)
 

@@ -2,7 +2,7 @@
 
 Features
     * ``stats``: ListQueues (paged, ``QueueNamePrefix`` for a glob) and one
-      GetQueueAttributes per queue on a small thread pool: depth
+      GetQueueAttributes per queue, 16 at a time: depth
       (ApproximateNumberOfMessages), in_flight (...NotVisible), and the extra
       fields ``delayed``, ``max_receive_count`` and ``dead_letter_sources``;
       the dead-letter queue from the RedrivePolicy, with its depth; type
@@ -19,7 +19,12 @@ Features
       MaxNumberOfMessagesPerSecond), polled with progress and cancelled on
       Ctrl-C.  Otherwise (``--to``, ``--limit``, ``--where``,
       ``--max-redrives``, FIFO): the core's mover over a reader that receives
-      batches of 10 and DeleteMessageBatch-es what SendMessageBatch confirmed.
+      batches of 10 and DeleteMessageBatch-es what SendMessageBatch confirmed;
+      on standard queues the next chunk is received while one is sent and
+      the batches of a chunk go out in parallel (FIFO: one after another).
+    * On a plain-HTTP endpoint (``sqs+http://``) the frequent requests skip
+      botocore's machinery (``wire.py``: SQS's JSON protocol, spoken
+      directly); HTTPS endpoints (AWS) use botocore for everything.
     * FIFO: group order kept (one batch after another; a message left in
       place holds back the rest of its group), MessageGroupId kept, the
       source message's MessageId as deduplication id.

@@ -2,12 +2,21 @@
 
 A chunk is cut into batches of at most 10 messages and at most the queue's
 MaximumMessageSize in total (SQS's limits for one SendMessageBatch).  On a
-standard queue the batches go out on the adapter's pool at once; on a FIFO
-queue one after another, in order, on a thread of this destination's own, so
-that a message group reaches the queue in the order it was read.  ``send``
-returns as soon as the batches are queued; ``confirmed`` reads each entry of
-SQS's answer (Successful with the body's MD5 as sent, or Failed with a code),
-so the source settles exactly what SQS took.
+standard queue the batches go out at once on the connection's pool of
+:data:`SENDERS` send threads (so a source's receives and deletes never queue
+behind them); on a FIFO queue one after another, in order, on a single thread
+of its own, so that a message group reaches the queue in the order it was
+read.  ``send`` returns as soon as the batches are queued -- the ticket holds
+their futures -- unless :data:`MAX_QUEUED` batches are already queued or in
+flight: then it first waits for the oldest, so that a fast reader cannot hold
+thousands of messages invisible while they wait for a send.  ``confirmed``
+reads each entry of SQS's answer (Successful with the body's MD5 as sent, or
+Failed with a code), so the source settles exactly what SQS took, and only
+after SQS took it.
+
+The entry :meth:`SQSDestination.refusal` builds to check a message is kept
+for :meth:`~SQSDestination.send` (the engine asks one, then sends the same
+message object), so each message is converted once.
 
 What a message becomes on SQS (attributes, base64 bodies, FIFO group and
 deduplication ids) and what is refused before sending is in :mod:`.messages`.
@@ -16,13 +25,14 @@ deduplication ids) and what is refused before sending is in :mod:`.messages`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from qctl.adapters.sqs import movetask
-from qctl.adapters.sqs.client import Connection
+from qctl.adapters.sqs.client import SEND_THREADS, Connection
 from qctl.adapters.sqs.messages import BODY_ENCODING, Outgoing, Refused, foreign_properties, to_entry
 from qctl.adapters.sqs.names import is_fifo, name_of
 from qctl.adapters.sqs.notes import Notes
@@ -31,6 +41,9 @@ from qctl.models import Message
 from qctl.primitives import Carries, MoveTask, Reader, Taken
 
 BATCH = 10
+SENDERS = SEND_THREADS  # a chunk's batches (reader.CHUNK // BATCH) at once, on the connection's pool
+MAX_QUEUED = 4 * SENDERS  # batches queued or in flight before send() waits for the oldest
+CACHE = 2_000  # entries built by refusal() and not yet sent, at most (restore checks a whole file first)
 
 
 @dataclass(slots=True)
@@ -50,33 +63,55 @@ class SQSDestination:
         self.max_size = max_size
         self.notes = notes
         self._serial: ThreadPoolExecutor | None = None
+        self._queued: deque[Future[list[bool]]] = deque()
+        self._built: dict[int, tuple[Message, Outgoing | Refused]] = {}  # id(message) -> what refusal() built
         self._dropped: dict[str, None] = {}  # names of the properties dropped so far, in the order seen
 
     def refusal(self, message: Message) -> str | None:
+        built = self._build(message)
+        if len(self._built) >= CACHE:
+            self._built.clear()
+        self._built[id(message)] = (message, built)
+        return str(built) if isinstance(built, Refused) else None
+
+    def _build(self, message: Message) -> Outgoing | Refused:
+        cached = self._built.get(id(message))
+        if cached is not None and cached[0] is message:
+            return cached[1]
         try:
-            to_entry(message, fifo=self.fifo, max_size=self.max_size)
+            return to_entry(message, fifo=self.fifo, max_size=self.max_size)
         except Refused as exc:
-            return str(exc)
-        return None
+            return exc.with_traceback(None)
 
     def send(self, messages: Sequence[Message]) -> _Ticket:
         built: list[tuple[int, Outgoing]] = []
         encoded = foreign = 0
         for index, message in enumerate(messages):
-            try:
-                outgoing = to_entry(message, fifo=self.fifo, max_size=self.max_size)
-            except Refused:
+            outgoing = self._build(message)
+            if isinstance(outgoing, Refused):
                 continue  # the engine asked refusal() first; such a message simply fails
             built.append((index, outgoing))
             encoded += BODY_ENCODING in outgoing.entry.get("MessageAttributes", {})
             dropped = foreign_properties(message)
             foreign += bool(dropped)
             self._dropped.update(dict.fromkeys(dropped))
+        self._built.clear()
         self._note(encoded, foreign)
-        executor = self._serial_executor() if self.fifo else self.conn.executor
-        batches = [(executor.submit(self._send_batch, [o for _, o in batch]), [i for i, _ in batch])
-                   for batch in self._batches(built)]
+        executor = self._serial_executor() if self.fifo else self.conn.senders
+        batches = []
+        for batch in self._batches(built):
+            self._make_room()
+            future = executor.submit(self._send_batch, [o for _, o in batch])
+            self._queued.append(future)
+            batches.append((future, [i for i, _ in batch]))
         return _Ticket(len(messages), batches)
+
+    def _make_room(self) -> None:
+        """Wait until fewer than MAX_QUEUED batches are queued or in flight (their errors are confirmed()'s)."""
+        while self._queued and self._queued[0].done():
+            self._queued.popleft()
+        while len(self._queued) >= MAX_QUEUED:
+            wait([self._queued.popleft()])
 
     def _batches(self, built: list[tuple[int, Outgoing]]) -> list[list[tuple[int, Outgoing]]]:
         batches: list[list[tuple[int, Outgoing]]] = []
@@ -146,6 +181,11 @@ class SQSDestination:
         return movetask.start(self.conn, reader.url, self.url, int(rate) if rate is not None else None, self.notes)
 
     def close(self) -> None:
+        self._built.clear()
+        queued, self._queued = list(self._queued), deque()
+        for future in queued:
+            future.cancel()  # not sent yet: never sent (on the shared pool, nothing else would stop it)
         serial, self._serial = self._serial, None
         if serial is not None:
             serial.shutdown(wait=True, cancel_futures=True)
+        wait(queued)

@@ -22,13 +22,23 @@ SQS has no snapshot and no browse, so a pass works with what it can see:
   apart by its MessageId: not returned again; if it was already settled, the
   stray copy is deleted too.
 
-Standard queues are read with :data:`CHUNK` // 10 receives at once.  FIFO
-queues are read one receive after another and each chunk is settled before
-the next is read (``settle_before_read``): SQS hands out no further message of
-a group while one of its messages is in flight, so an unsettled chunk would
-look like an empty queue.  For the same reason a message kept in place holds
-back the rest of its group until the pass ends: later messages of that group
-are not read (their order would break), and the pass says so.
+Standard queues are read with :data:`CHUNK` // 10 receives at once, on the
+pass's own pool of :data:`THREADS` threads (its receives and deletes never wait
+behind the destination's sends), and the next chunk is received in the
+background while the engine sends and settles the one it was handed
+(prefetch: as many as the last read asked for, never beyond ``total``).  A
+prefetched chunk the pass ends without reading (``--limit`` reached, a
+signal) is made visible again when the pass closes, like anything it holds:
+one more receive on their ApproximateReceiveCount.  So no prefetch on a queue
+that counts reads (a RedrivePolicy: the engine's promise is that reading
+never counts against that limit, and there the reader takes exactly what the
+engine asks for).  FIFO queues are read one receive after another and each
+chunk is settled before the next is read (``settle_before_read``): SQS hands
+out no further message of a group while one of its messages is in flight, so
+an unsettled chunk would look like an empty queue.  For the same reason a
+message kept in place holds back the rest of its group until the pass ends:
+later messages of that group are not read (their order would break), and the
+pass says so.
 """
 
 from __future__ import annotations
@@ -36,10 +46,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from qctl.adapters.sqs.client import Connection
+from qctl.adapters.sqs.client import READ_THREADS, Connection
 from qctl.adapters.sqs.messages import to_message
 from qctl.adapters.sqs.names import is_fifo, name_of
 from qctl.adapters.sqs.peek import receive
@@ -49,6 +60,7 @@ from qctl.primitives import ReadMode, SourceTraits, Taken
 CHUNK = 100
 BATCH = 10
 VISIBILITY = 60
+THREADS = READ_THREADS  # a chunk's receives (CHUNK // BATCH) and a chunk's deletes at once
 
 
 @dataclass(slots=True)
@@ -77,6 +89,11 @@ class SQSReader:
         self._refused: Counter[str] = Counter()
         self._dry = False
         self._closed = False
+        self._prefetch = not self.fifo and not traits.counts_reads
+        self._buffer: list[tuple[dict[str, Any], float]] = []  # received, not yet handed out: (raw, until)
+        self._ahead: list[Future[list[dict[str, Any]]]] = []  # the prefetch's receives
+        self._ahead_until = 0.0
+        self._pool: ThreadPoolExecutor | None = None
 
     def total(self) -> int:
         return self._total
@@ -86,16 +103,20 @@ class SQSReader:
         if limit <= 0 or self._dry:
             return []
         self._extend()
-        taken = self._take(self._receive(limit))
+        if not self._buffer:
+            self._buffer = self._collect() if self._ahead else self._receive(limit)
+        taken = self._take_buffered(limit)
         if not taken:
-            taken = self._take(receive(self.conn, self.url, min(BATCH, limit), self.visibility,
-                                       self.conn.long_poll))
+            self._buffer = self._stamped(receive(self.conn, self.url, min(BATCH, limit), self.visibility,
+                                                 self.conn.long_poll))
+            taken = self._take_buffered(limit)
         if not taken:
             self._dry = True
             return []
+        self._read_ahead(limit)
         return taken
 
-    def _receive(self, limit: int) -> list[dict[str, Any]]:
+    def _receive(self, limit: int) -> list[tuple[dict[str, Any], float]]:
         if self.fifo:
             got: list[dict[str, Any]] = []
             while len(got) < limit:
@@ -103,15 +124,60 @@ class SQSReader:
                 if not batch:
                     break
                 got += batch
-            return got
-        sizes = [BATCH] * (limit // BATCH) + ([limit % BATCH] if limit % BATCH else [])
-        rounds = self.conn.fan_out(lambda size: receive(self.conn, self.url, size, self.visibility), sizes)
-        return [raw for batch in rounds for raw in batch]
+            return self._stamped(got)
+        self._ahead_until = time.monotonic() + self.visibility
+        self._ahead = self._submit_receives(limit)
+        return self._collect()
 
-    def _take(self, received: list[dict[str, Any]]) -> list[Taken]:
+    def _submit_receives(self, count: int) -> list[Future[list[dict[str, Any]]]]:
+        """``count`` messages' worth of receives (10 a request) on the pass's pool."""
+        sizes = [BATCH] * (count // BATCH) + ([count % BATCH] if count % BATCH else [])
+        pool = self._executor()
+        return [pool.submit(receive, self.conn, self.url, size, self.visibility) for size in sizes]
+
+    def _read_ahead(self, limit: int) -> None:
+        """Start receiving the next chunk (as big as this one was asked to be) while the engine works."""
+        want = min(limit, self._total - self._read - len(self._buffer))
+        if self._prefetch and not self._ahead and want > 0:
+            self._ahead_until = time.monotonic() + self.visibility
+            self._ahead = self._submit_receives(want)
+
+    def _collect(self) -> list[tuple[dict[str, Any], float]]:
+        """The prefetch's messages (waiting for its receives); its first error is raised once all are in."""
+        ahead, self._ahead = self._ahead, []
+        got: list[tuple[dict[str, Any], float]] = []
+        error: BaseException | None = None
+        for future in ahead:
+            try:
+                got += [(raw, self._ahead_until) for raw in future.result()]
+            except BaseException as exc:  # what the others received must still be tracked, to be handed back
+                error = error or exc
+        if error is not None:
+            self._buffer += got
+            raise error
+        return got
+
+    def _stamped(self, received: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
         until = time.monotonic() + self.visibility
+        return [(raw, until) for raw in received]
+
+    def _take_buffered(self, limit: int) -> list[Taken]:
+        """Up to ``limit`` messages from the buffer (second copies of a message are not handed out twice)."""
+        taken: list[Taken] = []
+        while self._buffer and len(taken) < limit:
+            count = min(len(self._buffer), limit - len(taken))
+            batch, self._buffer = self._buffer[:count], self._buffer[count:]
+            taken += self._take(batch)
+        return taken
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix=f"qctl-sqs-read-{self.queue}")
+        return self._pool
+
+    def _take(self, received: list[tuple[dict[str, Any], float]]) -> list[Taken]:
         taken = []
-        for raw in received:
+        for raw, until in received:
             message_id, handle = str(raw["MessageId"]), str(raw["ReceiptHandle"])
             if message_id in self._settled:
                 self._delete([handle])  # a second copy of one already moved (at-least-once delivery)
@@ -126,14 +192,17 @@ class SQSReader:
 
     def _extend(self) -> None:
         """Keep what the pass holds invisible: extend it when a third of its timeout is left."""
-        if not self._held:
+        if not self._held and not self._buffer:
             return
         now = time.monotonic()
-        if min(held.until for held in self._held.values()) - now > self.visibility / 3:
+        soonest = min([held.until for held in self._held.values()] + [until for _, until in self._buffer])
+        if soonest - now > self.visibility / 3:
             return
-        change(self.conn, self.url, [held.handle for held in self._held.values()], self.visibility)
+        change(self.conn, self.url, [held.handle for held in self._held.values()] +
+               [str(raw["ReceiptHandle"]) for raw, _ in self._buffer], self.visibility)
         for held in self._held.values():
             held.until = now + self.visibility
+        self._buffer = [(raw, now + self.visibility) for raw, _ in self._buffer]
 
     def settle(self, taken: Sequence[Taken]) -> list[bool]:
         ids = [str(item.handle) for item in taken]
@@ -152,16 +221,22 @@ class SQSReader:
         """DeleteMessageBatch; returns the handles SQS did not delete."""
         batches = [list(handles[start:start + BATCH]) for start in range(0, len(handles), BATCH)]
 
-        def one(batch: list[str]) -> set[str]:
+        def one(batch: list[str]) -> list[tuple[str, str]]:
             response = self.conn.call("delete_message_batch", f"delete from {self.queue!r}", QueueUrl=self.url,
                                       Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)])
-            refused = set()
-            for entry in response.get("Failed") or []:
-                refused.add(batch[int(entry["Id"])])
-                self._refused[str(entry.get("Code") or "refused")] += 1
-            return refused
+            return [(batch[int(entry["Id"])], str(entry.get("Code") or "refused"))
+                    for entry in response.get("Failed") or []]
 
-        return set().union(*self.conn.fan_out(one, batches)) if batches else set()
+        if len(batches) <= 1:
+            answers = [one(batch) for batch in batches]
+        else:  # in parallel on the pass's pool; an error is raised (the first in order) once it is in
+            futures = [self._executor().submit(one, batch) for batch in batches]
+            answers = [future.result() for future in futures]
+        refused = set()
+        for handle, code in (pair for answer in answers for pair in answer):
+            refused.add(handle)
+            self._refused[code] += 1
+        return refused
 
     def keep(self, taken: Sequence[Taken]) -> None:
         self._kept.update(str(item.handle) for item in taken)  # held, handed back when the pass closes
@@ -170,8 +245,19 @@ class SQSReader:
         if self._closed:
             return
         self._closed = True
-        held = [entry.handle for entry in self._held.values()]
+        for future in self._ahead:
+            future.cancel()  # a receive not yet sent is not sent; one under way is awaited and handed back
+        try:
+            self._buffer += self._collect()
+        except Exception:  # what did arrive is in the buffer, handed back below; the pass ends anyway
+            pass
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        held = [entry.handle for entry in self._held.values()] + [str(raw["ReceiptHandle"]) for raw, _ in
+                                                                   self._buffer]
         self._held.clear()
+        self._buffer.clear()
         failed = make_visible(self.conn, self.url, held)
         if failed:
             self.notices.append(f"{failed} message(s) of {self.queue!r} could not be made visible at once; SQS "

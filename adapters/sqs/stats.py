@@ -2,9 +2,10 @@
 
 SQS has no call that answers for many queues, so a listing is ListQueues (1,000
 URLs a page, following NextToken; ``QueueNamePrefix`` for a glob's literal
-start) and then one GetQueueAttributes per queue on the adapter's thread
-pool -- a thousand queues cost a thousand requests, but :data:`~.client.POOL`
-at a time, not one after another.
+start) and then one GetQueueAttributes per queue, asking only the four
+attributes a row shows, on the adapter's thread pool -- a thousand queues
+cost a thousand requests, but :data:`~.client.POOL` at a time, not one after
+another (and on a plain-HTTP endpoint through :mod:`.wire`, not botocore).
 
 Per row: ``depth`` is ApproximateNumberOfMessages, ``in_flight``
 ApproximateNumberOfMessagesNotVisible, and the extra field ``delayed``
@@ -12,10 +13,12 @@ ApproximateNumberOfMessagesDelayed; ``type`` is ``standard`` or ``fifo``.
 The dead-letter queue is the RedrivePolicy's ``deadLetterTargetArn`` (its
 depth asked too when the listing does not hold it), with
 ``max_receive_count``.  The reverse link, ``dead_letter_sources`` (the queues
-whose RedrivePolicy names this one): in a listing of every queue it comes from
-the rows themselves (an SQS DLQ lives in its sources' account and region, so
-the listing holds them all); for named queues and globs it is
-ListDeadLetterSourceQueues, one more request per row.  ``oldest_age`` is null
+whose RedrivePolicy names this one), the cheaper of two ways
+(:func:`dead_letter_links`): from every queue's RedrivePolicy (an SQS DLQ
+lives in its sources' account and region, so a listing of the account holds
+them all: free in a listing of everything, and for a glob one ListQueues page
+per 1,000 queues plus a GetQueueAttributes for each queue the glob left out),
+or one ListDeadLetterSourceQueues per row.  ``oldest_age`` is null
 (SQS reports it only as the CloudWatch metric ApproximateAgeOfOldestMessage;
 receiving a message to look at its SentTimestamp would count a receive), and
 so are ``consumers``, ``lag`` and the in/out totals.
@@ -24,7 +27,7 @@ so are ``consumers``, ``lag`` and the in/out totals.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +69,13 @@ def redrive_policy(attributes: dict[str, str]) -> Policy | None:
     return Policy(names.name_from_arn(str(arn)), limit)
 
 
-def list_queues(conn: Connection, prefix: str | None) -> dict[str, str]:
-    """name -> URL of every queue (whose name starts with ``prefix``)."""
+def list_queues(conn: Connection, prefix: str | None, *, budget: int | None = None,
+                free: Collection[str] = ()) -> dict[str, str] | None:
+    """name -> URL of every queue (whose name starts with ``prefix``); None once listing would cost more than
+    ``budget``: its pages plus one request for every queue found that is not in ``free``."""
     found: dict[str, str] = {}
     token: str | None = None
+    pages = extra = 0
     while True:
         params: dict[str, Any] = {"MaxResults": PAGE}
         if prefix:
@@ -77,11 +83,16 @@ def list_queues(conn: Connection, prefix: str | None) -> dict[str, str]:
         if token:
             params["NextToken"] = token
         page = conn.call("list_queues", "list queues", **params)
+        pages += 1
         for url in page.get("QueueUrls") or []:
-            found[names.name_of(url)] = url
+            name = names.name_of(url)
+            extra += name not in found and name not in free
+            found[name] = url
         token = page.get("NextToken")
         if not token:
             return found
+        if budget is not None and pages + extra > budget:
+            return None
 
 
 def dead_letter_sources(conn: Connection, url: str) -> list[str]:
@@ -104,11 +115,17 @@ def collect(conn: Connection, patterns: Sequence[str]) -> list[QueueStats]:
     named = [p for p in patterns if not names.is_glob(p)]
     globs = [p for p in patterns if names.is_glob(p)]
     urls: dict[str, str] = {}
+    listing: dict[str, str] | None = None  # every queue of the account, when it was listed anyway
     if everything:
-        urls.update(list_queues(conn, None))
+        listing = list_queues(conn, None)
+        assert listing is not None
+        urls.update(listing)
     for prefix in dict.fromkeys(names.literal_prefix(glob) for glob in globs):
-        urls.update({name: url for name, url in list_queues(conn, prefix or None).items()
-                     if any(names.matches(name, g) for g in globs)})
+        listed = list_queues(conn, prefix or None)
+        assert listed is not None
+        if not prefix:
+            listing = listed
+        urls.update({name: url for name, url in listed.items() if any(names.matches(name, g) for g in globs)})
     for name, url in urls.items():
         conn.learn(name, url)
     explicit = dict(zip((names.name_of(q) for q in named), conn.fan_out(conn.url_of, named), strict=True))
@@ -118,14 +135,7 @@ def collect(conn: Connection, patterns: Sequence[str]) -> list[QueueStats]:
     missing = {p.dead_letter_queue: names.url_beside(urls[name], p.dead_letter_queue)
                for name, p in policies.items() if p and p.dead_letter_queue not in attributes}
     dead = _attributes(conn, missing, required=set())
-    if everything:
-        sources: dict[str, list[str]] = {name: [] for name in attributes}
-        for name, policy in policies.items():
-            if policy and policy.dead_letter_queue in sources:
-                sources[policy.dead_letter_queue].append(name)
-    else:
-        found = conn.fan_out(lambda name: dead_letter_sources(conn, urls[name]), list(attributes))
-        sources = dict(zip(attributes, found, strict=True))
+    sources = dead_letter_links(conn, {name: urls[name] for name in attributes}, policies, listing)
     rows = []
     for name in sorted(attributes):
         attrs, policy = attributes[name], policies[name]
@@ -144,12 +154,40 @@ def collect(conn: Connection, patterns: Sequence[str]) -> list[QueueStats]:
     return rows
 
 
-def _attributes(conn: Connection, urls: dict[str, str], *, required: set[str]) -> dict[str, dict[str, str]]:
+def dead_letter_links(conn: Connection, rows: dict[str, str], policies: dict[str, Policy | None],
+                      listing: dict[str, str] | None) -> dict[str, list[str]]:
+    """name -> the queues whose RedrivePolicy names it, for each row (name -> URL; ``policies`` holds theirs).
+
+    Two ways to the same answer, the cheaper taken: every queue of the account with its RedrivePolicy (the
+    listing, which a stats of everything or of a glob without a literal start has already, plus one
+    GetQueueAttributes for each queue that is not a row), or one ListDeadLetterSourceQueues per row.  An SQS
+    DLQ lives in its sources' account and region, so the listing holds every source of a row it lists;
+    a row the listing does not hold (a queue URL of another account, or one made meanwhile) is asked."""
+    if listing is None and len(rows) > 1:
+        listing = list_queues(conn, None, budget=len(rows), free=rows)
+    listed = {name for name, url in rows.items() if listing is not None and listing.get(name) == url}
+    others = {name: url for name, url in (listing or {}).items() if name not in rows}
+    if listing is None or len(others) >= len(listed):  # the listing's pages are spent; what is left to ask
+        listed, others = set(), {}
+    policies = dict(policies)
+    fetched = _attributes(conn, others, required=set(), wanted=("RedrivePolicy",))
+    policies.update({name: redrive_policy(attrs) for name, attrs in fetched.items()})
+    sources: dict[str, list[str]] = {name: [] for name in listed}
+    for name, policy in policies.items():
+        if policy and policy.dead_letter_queue in sources and (name in listed or name in fetched):
+            sources[policy.dead_letter_queue].append(name)
+    asked = [name for name in rows if name not in listed]
+    sources.update(zip(asked, conn.fan_out(lambda name: dead_letter_sources(conn, rows[name]), asked), strict=True))
+    return sources
+
+
+def _attributes(conn: Connection, urls: dict[str, str], *, required: set[str],
+                wanted: Sequence[str] = ATTRIBUTES) -> dict[str, dict[str, str]]:
     """name -> attributes, fetched concurrently; a listed queue deleted meanwhile is left out."""
 
     def fetch(name: str) -> dict[str, str] | None:
         try:
-            return conn.attributes(urls[name], ATTRIBUTES)
+            return conn.attributes(urls[name], wanted)
         except QueueNotFound:
             if name in required:
                 raise QueueNotFound(f"queue {name!r} not found at {conn.where}",

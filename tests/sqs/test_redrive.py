@@ -8,13 +8,17 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
+from qctl.adapters.sqs.destination import SENDERS
+from qctl.adapters.sqs.reader import CHUNK, THREADS
 from qctl.redrive import REDRIVE_COUNT_HEADER
 from qctl.testing.driver import plain
 from qctl.testing.runner import interrupted
 from tests.conftest import QctlRunner
 from tests.sqs.driver import SQSDriver
+from tests.sqs.probe import probed
 
 
 def move_tasks(sqs: SQSDriver, queue: str) -> list[dict[str, Any]]:
@@ -182,3 +186,77 @@ def test_kill_9_in_a_client_side_redrive_loses_nothing_and_a_rerun_completes(sqs
     final = Counter(m.body for m in sqs.drain(target))
     assert set(final) == set(bodies) and sum(final.values()) == len(bodies) + both  # "both" ones, twice
     assert sqs.counts(dlq) == (0, 0)
+
+
+def test_the_client_side_mover_overlaps_its_requests_and_deletes_only_what_sqs_confirmed(
+        sqs: SQSDriver, qctl: QctlRunner, names: Any, tmp_path: Path) -> None:
+    """Counted in a real process (tests/sqs/probe.py; every request held 20 ms so that requests that can overlap
+    do): three requests per ten messages, the next chunk received while this one is sent, sends and deletes
+    several at a time -- and no DeleteMessageBatch names a message before a SendMessageBatch confirmed it."""
+    dlq, target = names("overlap-dlq"), names("overlap-target")
+    sqs.create(dlq)
+    sqs.create(target)
+    bodies = [b"o%05d" % i for i in range(2000)]
+    sqs.send_fast(dlq, bodies)
+    probe = probed(tmp_path / "probe", delay=0.02)
+    run = qctl("redrive", "-u", sqs.url, dlq, "--to", target, "-o", "json", env=probe.env, timeout=300)
+    assert run.rc == 0 and run.json()["moved"] == 2000, run
+    seen = probe.result()
+    calls, peak = seen["calls"], seen["peak"]
+    assert calls["send_message_batch"] == 200 and calls["delete_message_batch"] == 200, calls
+    assert 200 <= calls["receive_message"] <= 220 and seen["received"] == 2000, calls  # none received twice
+    assert seen["early_deletes"] == [] and seen["deleted"] == 2000
+    assert peak["send_message_batch"] >= 4 and peak["delete_message_batch"] >= 4 and peak["receive_message"] >= 4
+    assert peak["send_message_batch"] <= SENDERS and peak["receive_message"] + peak["delete_message_batch"] <= THREADS
+    # Read-ahead: the next chunk's receives are under way while a chunk is settled (without it, the engine's
+    # thread receives and deletes in turn, and no receive is ever in flight beside a delete).
+    overlaps = seen["overlaps"]
+    assert overlaps.get("delete_message_batch during receive_message", 0) + \
+           overlaps.get("receive_message during delete_message_batch", 0) > 0, overlaps
+    assert overlaps.get("receive_message during send_message_batch", 0) > 0, overlaps
+    assert sorted(m.body for m in sqs.drain(target)) == bodies
+    assert sqs.counts(dlq) == (0, 0)
+
+
+def test_a_limit_ends_the_read_ahead_and_hands_back_what_it_received(sqs: SQSDriver, qctl: QctlRunner,
+                                                                    names: Any, tmp_path: Path) -> None:
+    """--limit 250 of 1,000: 250 moved; a chunk received ahead and not needed is visible again at once (not
+    after its visibility timeout), and nothing else was received."""
+    dlq, target = names("ahead-dlq"), names("ahead-target")
+    sqs.create(dlq)
+    sqs.create(target)
+    sqs.send_fast(dlq, [b"a%04d" % i for i in range(1000)])
+    probe = probed(tmp_path / "probe")
+    run = qctl("redrive", "-u", sqs.url, dlq, "--to", target, "--limit", "250", "-o", "json", env=probe.env)
+    assert run.rc == 0 and run.json()["moved"] == 250, run
+    assert sqs.counts(dlq) == (750, 0) and sqs.counts(target)[0] == 250
+    assert 250 <= probe.result()["received"] <= 250 + CHUNK
+
+
+def test_a_source_that_counts_reads_is_never_read_ahead(sqs: SQSDriver, qctl: QctlRunner, names: Any,
+                                                        tmp_path: Path) -> None:
+    """A queue with a RedrivePolicy counts every receive toward maxReceiveCount: the reader takes exactly what
+    the engine asks for, so a --limit receives no message it does not move."""
+    source, target = names("counted"), names("counted-target")
+    sqs.create(target)
+    sqs.make_limited_queue(source, [b"c%04d" % i for i in range(500)], limit=5)
+    probe = probed(tmp_path / "probe")
+    run = qctl("redrive", "-u", sqs.url, source, "--to", target, "--limit", "150", "-o", "json", env=probe.env)
+    assert run.rc == 0 and run.json()["moved"] == 150, run
+    assert probe.result()["received"] == 150
+    assert sqs.counts(source) == (350, 0)
+
+
+def test_fifo_sends_stay_one_after_another(sqs: SQSDriver, qctl: QctlRunner, names: Any, tmp_path: Path) -> None:
+    """FIFO keeps the serial path: one SendMessageBatch and one ReceiveMessage at a time, never two batches of
+    a message group in flight at once, each chunk deleted only after its sends were confirmed."""
+    source, dlq = names("serial", fifo=True), names("serial-dlq", fifo=True)
+    groups = {g: [f"{g}-{i:02d}".encode() for i in range(30)] for g in ("alpha", "beta")}
+    fifo_dead_letters(sqs, source, dlq, groups)
+    probe = probed(tmp_path / "probe", delay=0.02)
+    run = qctl("redrive", "-u", sqs.url, dlq, "-o", "json", env=probe.env, timeout=300)
+    assert run.rc == 0 and run.json()["targets"] == {source: 60}, run
+    seen = probe.result()
+    assert seen["peak"]["send_message_batch"] == 1 and seen["peak"]["receive_message"] == 1, seen["peak"]
+    assert seen["send_groups_overlapping"] == 0 and seen["early_deletes"] == []
+    assert by_group(sqs.drain(source)) == groups
