@@ -3,7 +3,8 @@
 One Metadata request for the topics (``describe_topics`` for named ones: it never
 asks the broker to auto-create them), one ListOffsets per partition leader for
 start or end offsets (librdkafka groups ``list_offsets`` by leader; start and end
-are asked at the same time), one DeleteRecords per leader.  Committed offsets and
+are asked at the same time) or for the first records' timestamps, one
+DeleteRecords per leader.  Committed offsets and
 group members are one OffsetFetch and one DescribeGroups per group, all groups'
 requests in flight at once (librdkafka takes one group per call); nothing here is
 per partition.  Every future is waited on inside :func:`rdkafka.translated`, so a
@@ -124,6 +125,20 @@ class Cluster:
         wanted = {tp: spec for tp in tps}
         with rdkafka.translated("cannot list partition offsets"):
             return leader_call(lambda: self._results(self._offsets(wanted)), self.timeout)
+
+    def first_records(self, tps: Iterable[Any]) -> dict[Any, tuple[int, int]]:
+        """(offset, timestamp in ms) of each partition's first record at or after its log start, batched per
+        leader: ListOffsets for timestamp 0 answers with the first record whose timestamp is at least 0, and
+        its timestamp.  ``(-1, -1)`` where the broker finds none (see :mod:`.ages` for when it misses)."""
+        spec = admin_module().OffsetSpec.for_timestamp(0)
+        wanted = {tp: spec for tp in tps}
+
+        def ask() -> dict[Any, tuple[int, int]]:
+            return {tp: (int(found.offset), int(found.timestamp))
+                    for tp, found in ((tp, future.result()) for tp, future in self._offsets(wanted).items())}
+
+        with rdkafka.translated("cannot list partition offsets"):
+            return leader_call(ask, self.timeout)
 
     def bounds(self, tps: Iterable[Any]) -> dict[Any, Bounds]:
         spec = admin_module().OffsetSpec

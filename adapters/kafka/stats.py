@@ -4,9 +4,10 @@ depth = Σ(end − start) over partitions; in_flight is null (Kafka has no
 unacknowledged state); lag = the largest Σ(end − committed) over the groups
 consuming the topic; consumers = members of those groups that subscribe to or
 are assigned the topic (summed over groups); oldest_age = the first retained
-record's timestamp (:mod:`.ages`).  A topic row names its
-dead-letter topic when one of the naming conventions (``<t>.DLT``, ``<t>-dlt``,
-``<t>.dlq``, ``dlq.<t>``, ... plus the profile's) exists.
+record's timestamp (:mod:`.ages`: one more ListOffsets per leader, for
+timestamp 0).  A topic row names its dead-letter topic when one of the naming
+conventions (``<t>.DLT``, ``<t>-dlt``, ``<t>.dlq``, ``dlq.<t>``, ... plus the
+profile's) exists.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def collect(cluster: Cluster, options: ConnectOptions, patterns: Sequence[str], 
     depth = _depths(bounds)
     ends = _sums(bounds, lambda bound: bound.end)
     consuming = groups_by_topic(cluster, bounds, topics)
-    ages = oldest_ages(options, bounds, set(topics))
+    ages = oldest_ages(cluster, options, bounds, set(topics))
     rows: list[QueueStats] = []
     for topic in topics:
         dlq = dlqs.get(topic)

@@ -91,4 +91,5 @@ class RabbitMQAdapter(Adapter):
         return pinging.ping(self.session, self.management)
 
     def close(self) -> None:
+        self.management.close()
         self.session.close()
