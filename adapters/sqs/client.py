@@ -72,6 +72,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# A few requests run one after another on this thread: each pool thread holds a connection of its own, and
+# a watch of a queue and its DLQ should hold one connection, not one per request (bench/soak.py checks).
+SERIAL_UPTO = 4
+
+
 @dataclass(frozen=True, slots=True)
 class _Settings:
     session: Any
@@ -158,6 +163,13 @@ class Connection:
                         aws_session_token=options.setting("session_token"))
             credentials = Credentials(url.username or "", url.password or "", options.setting("session_token"))
         else:
+            if not self.aws:
+                # A compatible server (sqs+http(s)://) is no EC2 or ECS service: asking the instance metadata
+                # service (169.254.169.254) or a container endpoint for a role only waits, and sends traffic
+                # off the machine to an address the operator never named.
+                resolver = session.get_component("credential_provider")
+                for provider in ("iam-role", "container-role"):
+                    resolver.remove(provider)
             credentials = session.get_credentials()
             if credentials is None:
                 if self.aws:
@@ -199,7 +211,7 @@ class Connection:
     def fan_out(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[fn(item) ...]`` on the pool, in order; the first error is raised once all have finished."""
         todo = list(items)
-        if len(todo) <= 1:
+        if len(todo) <= SERIAL_UPTO:
             return [fn(item) for item in todo]
         futures = [self.executor.submit(fn, item) for item in todo]
         return [future.result() for future in futures]

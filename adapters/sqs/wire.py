@@ -60,6 +60,7 @@ from botocore.utils import get_environ_proxies  # type: ignore[import-untyped]
 # botocore's method name -> the SQS operation, for the requests that go through here.
 OPERATIONS = {
     "get_queue_attributes": "GetQueueAttributes",
+    "get_queue_url": "GetQueueUrl",
     "list_queues": "ListQueues",
     "list_dead_letter_source_queues": "ListDeadLetterSourceQueues",
     "receive_message": "ReceiveMessage",

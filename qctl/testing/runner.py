@@ -41,6 +41,8 @@ def clean_environment(config_home: str) -> dict[str, str]:
     env["XDG_CONFIG_HOME"] = config_home
     env["NO_COLOR"] = "1"
     env.pop("COLUMNS", None)
+    # No test may look for AWS instance credentials: that is traffic to 169.254.169.254, off this machine.
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env
 
 

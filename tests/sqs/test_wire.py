@@ -51,6 +51,7 @@ def test_every_operation_answers_as_botocore_does(sqs: SQSDriver, conn: Connecti
         ("get_queue_attributes", {"QueueUrl": url, "AttributeNames": ["All"]}),
         ("get_queue_attributes", {"QueueUrl": url, "AttributeNames": ["RedrivePolicy", "QueueArn"]}),
         ("list_queues", {"QueueNamePrefix": name, "MaxResults": 1000}),
+        ("get_queue_url", {"QueueName": name}),
         ("list_dead_letter_source_queues", {"QueueUrl": sqs.queue_url(dlq), "MaxResults": 1000}),
     ]:
         direct, answer = both(conn, operation, **params)
@@ -119,6 +120,8 @@ def test_errors_are_the_same_qctl_errors_either_way(sqs: SQSDriver, conn: Connec
         conn.client.get_queue_attributes(QueueUrl=missing, AttributeNames=["All"])
     assert raw.value.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
     assert "queue not found" in str(direct.value)
+    with pytest.raises(QueueNotFound):  # a name that does not exist: the same exit 4 through url_of
+        conn.url_of("qctl-no-such-queue-" + sqs.unique("y"))
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):

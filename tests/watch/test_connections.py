@@ -139,3 +139,20 @@ def test_a_rabbitmq_watch_holds_one_amqp_and_one_management_connection(
     seen = watch([rabbit_queue, "-u", amqp_url, "--management-url", management_url], clean_env, rabbit_queue)
     one_each = Counter({port(amqp_url): 1, port(management_url): 1})
     assert (seen.most, seen.made) == (one_each, one_each), seen  # before: a new HTTP connection a request
+
+
+def test_an_sqs_watch_of_a_queue_and_its_dlq_holds_one_connection(clean_env: dict[str, str]) -> None:
+    from tests.conftest import brokers_up
+    from tests.sqs.driver import SQSDriver
+
+    sqs = SQSDriver(brokers_up("sqs"))
+    source, dlq = sqs.unique("watch-conns"), sqs.unique("watch-conns-dlq")
+    sqs.create(dlq)
+    sqs.create(source, dlq=dlq, max_receive_count=3)  # each frame asks the queue and its DLQ
+    try:
+        seen = watch([source, "-u", sqs.url], clean_env, source)
+    finally:
+        sqs.delete(source)
+        sqs.delete(dlq)
+    one = Counter({port(sqs.url): 1})
+    assert (seen.most, seen.made) == (one, one), seen  # before: a pool thread, and a connection, per request
