@@ -21,7 +21,7 @@ every selected message to DEST unchanged (its headers are the message's).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,29 @@ def redrive_count(message: Message) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return 0
+
+
+# For stores that keep the redrive count in a record of their own (a job framework's job), not as a header:
+# the count's header is the core's rule, so these are the only way an adapter reads or writes it.
+def count_headers(raw: Any) -> dict[str, Any]:
+    """A stored redrive count as the message's headers (``{}`` when it has none or it is not a count)."""
+    if raw is None or isinstance(raw, bool):
+        return {}
+    try:
+        count = int(raw)
+    except (TypeError, ValueError):
+        return {}
+    return {REDRIVE_COUNT_HEADER: count} if count >= 0 else {}
+
+
+def outgoing_count(message: Message) -> int | None:
+    """The redrive count to store with a message: its header (a redrive has bumped it), else None."""
+    return redrive_count(message) if REDRIVE_COUNT_HEADER in message.headers else None
+
+
+def other_headers(messages: Sequence[Message]) -> bool:
+    """Does any of these carry a header besides the redrive count?"""
+    return any(name != REDRIVE_COUNT_HEADER for message in messages for name, _ in message.pairs())
 
 
 def bumped(message: Message) -> Message:

@@ -25,7 +25,6 @@ from qctl.errors import UsageError
 from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
 from qctl.options import ConnectOptions
 from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
-from qctl.redrive import REDRIVE_COUNT_HEADER, redrive_count
 
 BACKEND = "redis"
 PURGE_STEP = 500  # jobs deleted per step: each takes a few commands
@@ -143,22 +142,6 @@ def number(raw: Any) -> int | None:
 
 def row(queue: str, kind: str, depth: int | None, **fields: Any) -> QueueStats:
     return QueueStats(backend=BACKEND, queue=queue, type=kind, depth=depth, **fields)
-
-
-def count_headers(raw: Any) -> dict[str, Any]:
-    """A job's stored redrive count as the message's ``x-qctl-redrive-count`` header (``{}`` when it has none)."""
-    count = None if isinstance(raw, bool) else number(raw)
-    return {REDRIVE_COUNT_HEADER: count} if count is not None and count >= 0 else {}
-
-
-def outgoing_count(message: Message) -> int | None:
-    """The redrive count to store in a job: the message's header (a redrive has bumped it), else None."""
-    return redrive_count(message) if REDRIVE_COUNT_HEADER in message.headers else None
-
-
-def other_headers(messages: Sequence[Message]) -> bool:
-    """Does any of these carry a header besides the redrive count?  A job record has no place for those."""
-    return any(name != REDRIVE_COUNT_HEADER for message in messages for name, _ in message.pairs())
 
 
 def json_safe(fields: dict[bytes, bytes], skip: Sequence[bytes] = ()) -> dict[str, Any]:

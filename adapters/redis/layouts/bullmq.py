@@ -24,7 +24,8 @@ QueueEvents listen for.  ``--to`` another queue moves the job there (a free
 id there, the same keys, a ``removed`` event here).  The version comes from
 ``meta``'s ``version`` field.  qctl's redrive count lives in the job hash
 (``qctl_redrive_count``: BullMQ's scripts set and delete only the fields they
-name) and reads back as the ``x-qctl-redrive-count`` header.
+name) and reads back as the redrive count
+(:func:`qctl.redrive.count_headers`).
 """
 
 from __future__ import annotations
@@ -41,13 +42,10 @@ from qctl.adapters.redis.layouts.base import (
     COUNT_FIELD,
     Layout,
     age,
-    count_headers,
     epoch,
     json_safe,
     loads,
     number,
-    other_headers,
-    outgoing_count,
     row,
     selected,
     text,
@@ -58,6 +56,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported, UsageError
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import count_headers, other_headers, outgoing_count
 
 CHUNK = 300  # jobs per step: reprocessJob is about ten commands a job
 SUFFIXES = (b"meta", b"id")  # keys every BullMQ queue has (Queue writes meta, adding a job the id counter)

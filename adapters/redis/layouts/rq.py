@@ -23,7 +23,7 @@ their expiry are left for RQ's own cleanup; jobs whose hash is gone, and
 rate-limited jobs (RQ re-acquires their capacity itself), are left in place
 and reported.  qctl's redrive count lives in the job hash (``qctl_redrive_count``,
 which RQ's ``Job.save``, an ``HSET``, leaves alone) and reads back as the
-``x-qctl-redrive-count`` header, so ``--max-redrives`` works across RQ's own
+redrive count (:func:`qctl.redrive.count_headers`), so ``--max-redrives`` works across RQ's own
 failures.
 """
 
@@ -47,12 +47,9 @@ from qctl.adapters.redis.layouts.base import (
     COUNT_FIELD,
     Layout,
     age,
-    count_headers,
     json_safe,
     loads,
     number,
-    other_headers,
-    outgoing_count,
     row,
     selected,
     text,
@@ -63,6 +60,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import count_headers, other_headers, outgoing_count
 
 CHUNK = 500
 FOREIGN_KEPT = frozenset({"job_id"})

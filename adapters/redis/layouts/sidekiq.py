@@ -17,7 +17,7 @@ the job's own unit: an integer ``created_at`` is Sidekiq 8's milliseconds, a
 float 6/7's seconds.  Client middleware does not run.  qctl's redrive count
 is a key of the job's JSON (``qctl_redrive_count``: Sidekiq keeps keys it does
 not know through its retries and the dead set) and reads back as the
-``x-qctl-redrive-count`` header; an element that is not a job has no place
+redrive count (:func:`qctl.redrive.count_headers`); an element that is not a job has no place
 for it (a notice says so).
 """
 
@@ -37,11 +37,8 @@ from qctl.adapters.redis.layouts.base import (
     COUNT_FIELD,
     Layout,
     age,
-    count_headers,
     epoch,
     loads,
-    other_headers,
-    outgoing_count,
     row,
     ruby_json,
     selected,
@@ -51,6 +48,7 @@ from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import count_headers, other_headers, outgoing_count
 
 SETS = ("dead", "retry")
 QUEUES = b"queues"
