@@ -69,7 +69,11 @@ from qctl.models import Message, PeekRequest
 from qctl.primitives import SourceTraits
 
 STREAM_IDLE = 0.3
+# Windows double from 1,000 (the first rows print soon) to the largest prefetch: a 3.10 quorum queue
+# puts the windows back in place only while they are at most 32 (see consume.py), which covers a peek
+# of about 1.7 million messages.
 PEEK_WINDOW = 1000
+PEEK_WINDOW_MAX = 65535
 STREAM_FIRST_WAIT = 1.0
 
 
@@ -196,10 +200,12 @@ def peek_by_get(session: Session, queue: str, count: int, *, quorum: bool) -> It
     3.10 quorum queues a nacked message goes to the back of the queue."""
     taker = Taker(session, queue)
     ordinal = 0
+    window = PEEK_WINDOW
     try:
         with translated(session.where, f"peek {queue!r}"):
             while ordinal < count:
-                deliveries = taker.take(min(PEEK_WINDOW, count - ordinal))
+                deliveries = taker.take(min(window, count - ordinal))
+                window = min(window * 2, PEEK_WINDOW_MAX)
                 for delivery in deliveries:
                     ordinal += 1
                     yield to_message(queue, str(ordinal), delivery.properties, delivery.body,
