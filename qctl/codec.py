@@ -54,6 +54,11 @@ def header_value(value: Any) -> Any:
 
 def header_bytes(value: Any) -> bytes:
     """The bytes a JSON header value stands for (Kafka headers are bytes)."""
+    kind = type(value)
+    if kind is str:  # nearly every header; then the redrive count (an int): no ABC check on the way
+        return value.encode(UTF8)  # type: ignore[no-any-return]
+    if kind is int:
+        return int.__repr__(value).encode()  # what json.dumps writes for an int
     if isinstance(value, Mapping) and set(value) == {BASE64_KEY}:
         return base64.b64decode(value[BASE64_KEY])
     if isinstance(value, str):

@@ -55,6 +55,10 @@ class RedriveRequest:
 
 def redrive_count(message: Message) -> int:
     value: Any = message.headers.get(REDRIVE_COUNT_HEADER)
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return 0
     if isinstance(value, (int, float)):

@@ -126,7 +126,12 @@ def size_bound(message: Message) -> int:
     5 bytes, a character at most 4 in UTF-8); a header value of another kind counts as too large to bound."""
     total = BATCH_HEADER + 5 + 3 + 5 + len(message.key or b"") + 5 + len(message.body) + 5
     for name, value in message.pairs():
-        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(BASE64_KEY), str):
+        kind = type(value)
+        if kind is str:
+            size = 4 * len(value)
+        elif kind is int:
+            size = len(str(value))
+        elif isinstance(value, dict) and len(value) == 1 and isinstance(value.get(BASE64_KEY), str):
             size = len(value[BASE64_KEY])  # base64 text is longer than the bytes it stands for
         elif isinstance(value, str):
             size = 4 * len(value)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from qctl.codec import message_from_json, parse_iso
+from qctl.codec import iso, message_from_json, parse_iso
 from qctl.models import Message
 from qctl.testing.contract import rich_messages
 from qctl.testing.driver import Driver, plain
@@ -381,6 +381,17 @@ def test_the_backup_writer_writes_what_the_peek_row_says_and_the_reader_reads_it
     writer.close()
     back = [message for _, message in BackupFile(tmp_path / "b.jsonl").messages()]
     assert [message_to_json(m, pairs=True) for m in back] == [message_to_json(m, pairs=True) for m in odd * 700]
+
+
+def test_header_bytes_fast_paths_write_what_json_says() -> None:
+    """Text and ints skip the general converter: the bytes must still be JSON's text of the value."""
+    from qctl.codec import header_bytes
+
+    for value in ["", "plain", "ü\u2028", 0, -7, 10**30, True, False, 1.5, [1, "x"], {"a": None}]:
+        assert header_bytes(value) == (value.encode() if isinstance(value, str) else json.dumps(value).encode())
+    assert header_bytes(None) == b"" and header_bytes({"$base64": "/wA="}) == b"\xff\x00"
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert [iso(moment), iso(moment), iso(moment.replace(tzinfo=None))] == ["2026-01-02T03:04:05Z"] * 3
 
 
 # --- restore limits -------------------------------------------------------------------
