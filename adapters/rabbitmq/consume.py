@@ -65,7 +65,6 @@ class Taker:
         self._impl: Any = compat.channel_impl(self.channel)
         self._prefetch = 0
         self._got: list[Delivery] = []
-        self._wanted = 0
         self._tag: str | None = None
         self._holding: list[Window] = []
         self._consumers = 0
@@ -75,7 +74,7 @@ class Taker:
         """Up to ``n`` deliveries in queue order; fewer only when the queue has no more ready."""
         if n <= 0 or self.dry:
             return []
-        self._got, self._wanted = [], n
+        self._got = []
         if n != self._prefetch:
             # basic.qos is a synchronous request: pika holds the consume until qos-ok comes back.
             self._impl.basic_qos(prefetch_count=min(n, 65535))
