@@ -33,6 +33,10 @@ from qctl.primitives import SourceTraits
 from qctl.selection import Selection
 
 REDRIVE_COUNT_HEADER = "x-qctl-redrive-count"
+# Where a store without headers keeps the count: a field of the job record itself (Sidekiq's JSON, RQ's and
+# BullMQ's hash).  Each framework keeps fields it does not know through its own failures and retries, so
+# --max-redrives sees the count next time.
+REDRIVE_COUNT_FIELD = "qctl_redrive_count"
 NOT_SELECTED = "not selected by --where"
 # Kept for these reasons is the operator's choice; any other reason makes the run partial (exit 6).
 CHOSEN_REASONS = frozenset({NOT_SELECTED})

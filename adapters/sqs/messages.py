@@ -27,7 +27,7 @@ Writing (SendMessageBatch entries):
   ``attribute_types`` or else the value's own: text String (Binary if SQS
   would refuse its characters), numbers Number, ``{"$base64"}`` Binary, and
   anything else (true, null, lists, objects) String holding its JSON.  Among
-  them ``x-qctl-redrive-count``, a Number.
+  them the core's redrive count (an int), a Number.
 * A body SQS cannot carry as text -- bytes that are not UTF-8, or text with
   characters SQS refuses (NUL, ESC and most other control characters) -- is
   sent base64-encoded with ``x-qctl-body-encoding: base64``, and qctl decodes

@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from qctl.models import Message
+from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
 from qctl.testing.driver import Capabilities, unique_name
 from qctl.urls import parse
 from tests.frameworks.fixtures import CREATED, forget_all
@@ -32,7 +33,6 @@ from tests.redis.driver import free_port
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 SEP = b"\x06\x16"
-COUNT_FIELD = "qctl_redrive_count"  # where the layouts keep qctl's redrive count in a job (layouts/base.py)
 COUNT_HEADER = "x-qctl-redrive-count"
 
 

@@ -28,9 +28,6 @@ from qctl.primitives import Destination, Reader, ReadMode, SourceTraits
 
 BACKEND = "redis"
 PURGE_STEP = 500  # jobs deleted per step: each takes a few commands
-# qctl's redrive count, kept in the job record itself (Sidekiq's JSON, RQ's and BullMQ's hash): each framework
-# keeps fields it does not know through its own failures and retries, so --max-redrives sees it next time.
-COUNT_FIELD = "qctl_redrive_count"
 
 
 class Layout(abc.ABC):

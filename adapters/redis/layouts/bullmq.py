@@ -23,7 +23,7 @@ its parent's dependencies, and the ``waiting`` event bull-board and
 QueueEvents listen for.  ``--to`` another queue moves the job there (a free
 id there, the same keys, a ``removed`` event here).  The version comes from
 ``meta``'s ``version`` field.  qctl's redrive count lives in the job hash
-(``qctl_redrive_count``: BullMQ's scripts set and delete only the fields they
+(``qctl.redrive.REDRIVE_COUNT_FIELD``: BullMQ's scripts set and delete only the fields they
 name) and reads back as the redrive count
 (:func:`qctl.redrive.count_headers`).
 """
@@ -39,7 +39,6 @@ from typing import Any
 from qctl.adapters.redis.keys import command, is_glob, key_bytes, key_name, pipelined, score_pairs
 from qctl.adapters.redis.layouts import bullmq_lua, fetch, sources, steps
 from qctl.adapters.redis.layouts.base import (
-    COUNT_FIELD,
     Layout,
     age,
     epoch,
@@ -56,6 +55,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported, UsageError
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
 from qctl.redrive import count_headers, other_headers, outgoing_count
 
 CHUNK = 300  # jobs per step: reprocessJob is about ten commands a job

@@ -8,6 +8,8 @@ queue's jobs go to the legacy ``paused`` list), ``6`` (they stay in ``wait``) or
 a job with a priority goes to ``prioritized``, as ``reprocessJob-9`` does).
 """
 
+from qctl.redrive import REDRIVE_COUNT_FIELD
+
 MACROS = """
 local function bull_target(base, mode)
   -- getTargetQueueList (v5) / isQueuePausedOrMaxed (v6): the list to push to, and whether to hold the marker
@@ -74,12 +76,12 @@ macros['@bretry'] = function(a, b)
 end
 
 -- @bmove from id to cmd mode priority prev count: the job (not in a flow) into another queue, retried there;
--- count ('' for none) is qctl's redrive count (base.COUNT_FIELD), set once the job has its id there
+-- count ('' for none) is qctl's redrive count ($COUNT_FIELD, qctl.redrive), set once the job has its id there
 macros['@bmove'] = function(a, b)
   local from, id, to, prev, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7]
   local new = bull_id(to, id)
   redis.call('RENAME', from .. id, to .. new)
-  if count ~= '' then redis.call('HSET', to .. new, 'qctl_redrive_count', count) end
+  if count ~= '' then redis.call('HSET', to .. new, '$COUNT_FIELD', count) end
   if redis.call('EXISTS', from .. id .. ':logs') == 1 then
     redis.call('RENAME', from .. id .. ':logs', to .. new .. ':logs')
   end
@@ -131,4 +133,4 @@ macros['@bdel'] = function(a, b)
   redis.call('DEL', job, job .. ':logs', job .. ':dependencies', job .. ':processed', job .. ':failed',
     job .. ':unsuccessful')
 end
-"""
+""".replace("$COUNT_FIELD", REDRIVE_COUNT_FIELD)

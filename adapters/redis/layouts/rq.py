@@ -21,7 +21,7 @@ enqueued_at <now> exc_info <zlib('')> origin <queue>``, ``HSETNX timeout
 id.  No ``SADD rq:queues`` (requeue does not either).  Registry entries past
 their expiry are left for RQ's own cleanup; jobs whose hash is gone, and
 rate-limited jobs (RQ re-acquires their capacity itself), are left in place
-and reported.  qctl's redrive count lives in the job hash (``qctl_redrive_count``,
+and reported.  qctl's redrive count lives in the job hash (``qctl.redrive.REDRIVE_COUNT_FIELD``,
 which RQ's ``Job.save``, an ``HSET``, leaves alone) and reads back as the
 redrive count (:func:`qctl.redrive.count_headers`), so ``--max-redrives`` works across RQ's own
 failures.
@@ -44,7 +44,6 @@ from qctl.adapters.redis import scripts
 from qctl.adapters.redis.keys import command, key_bytes, key_name, pipelined
 from qctl.adapters.redis.layouts import fetch, sources, steps
 from qctl.adapters.redis.layouts.base import (
-    COUNT_FIELD,
     Layout,
     age,
     json_safe,
@@ -60,6 +59,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
 from qctl.redrive import count_headers, other_headers, outgoing_count
 
 CHUNK = 500

@@ -15,7 +15,7 @@ Redrive from a set is ``SortedEntry#retry`` (docs/internals/job-frameworks.md
 JSON written by Python as Ruby's ``JSON.generate`` would.  Timestamps keep
 the job's own unit: an integer ``created_at`` is Sidekiq 8's milliseconds, a
 float 6/7's seconds.  Client middleware does not run.  qctl's redrive count
-is a key of the job's JSON (``qctl_redrive_count``: Sidekiq keeps keys it does
+is a key of the job's JSON (``qctl.redrive.REDRIVE_COUNT_FIELD``: Sidekiq keeps keys it does
 not know through its retries and the dead set) and reads back as the
 redrive count (:func:`qctl.redrive.count_headers`); an element that is not a job has no place
 for it (a notice says so).
@@ -34,7 +34,6 @@ from qctl.adapters.redis import scripts
 from qctl.adapters.redis.keys import command, key_bytes, key_name, pipelined, score_pairs
 from qctl.adapters.redis.layouts import sources
 from qctl.adapters.redis.layouts.base import (
-    COUNT_FIELD,
     Layout,
     age,
     epoch,
@@ -48,6 +47,7 @@ from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
+from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
 from qctl.redrive import count_headers, other_headers, outgoing_count
 
 SETS = ("dead", "retry")
