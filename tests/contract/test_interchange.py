@@ -277,7 +277,9 @@ def test_a_message_time_survives_only_where_the_destination_keeps_one(dest: Driv
                "body_encoding": "utf-8", "headers": {}, "properties": {}, "timestamp": OLD.isoformat()}
               for i in range(2)]
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    started = datetime.now(UTC)  # the placeholder's own time (if its queue keeps one) is after it
+    # The placeholder's own time (if its queue keeps one) is not before this: whole seconds, as the coarsest
+    # destination keeps it (a time cut to the millisecond was once before an unrounded start, same ms).
+    started = datetime.now(UTC).replace(microsecond=0)
     target = fresh_queue(dest, "old")
     run = qctl("restore", str(file), "--to", target, "-u", dest.url, "-o", "json")
     if not takes_foreign_lines(None, dest):
