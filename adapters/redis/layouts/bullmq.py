@@ -83,7 +83,6 @@ class BullMQ(Layout):
         super().__init__(*args, **kwargs)
         self.prefix = str(self.setting("prefix") or "bull").encode()
         self._modes: dict[str, str] = {}
-        self.read_pace = steps.Pace(fetch.PER_CALL)  # jobs per packed read
 
     def base(self, queue: str) -> bytes:
         return self.prefix + b":" + key_bytes(queue) + b":"
@@ -229,7 +228,7 @@ class BullMQ(Layout):
         base = self.base(address.queue)
 
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
-            jobs = fetch.hashes(self.client, [base + job_id for job_id, _, _ in rows], pace=self.read_pace)
+            jobs = fetch.hashes(self.client, [base + job_id for job_id, _, _ in rows])
             return [job_message(address.name, address.queue, position, job_id, fields,
                                 score if address.failed else None)
                     for (job_id, position, score), (fields, _) in zip(rows, jobs, strict=True)]
@@ -380,12 +379,6 @@ class BullDestination:
                 ops.append([("@bmove", from_base, item.handle, self.base, cmd, mode, priority or 0, prev,
                              "" if count is None else count)])
         return reader.step(taken, ops, extra)
-
-
-def _pairs(reply: Any) -> dict[bytes, bytes]:
-    if isinstance(reply, dict):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=True)) if reply else {}
 
 
 def job_message(name: str, queue: str, position: str, job_id: bytes, fields: dict[bytes, bytes],

@@ -159,7 +159,6 @@ class RQ(Layout):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keys = Keys(str(self.setting("prefix") or "rq").encode())
-        self.read_pace = steps.Pace(fetch.PER_CALL)  # jobs per packed read
 
     def address(self, queue: str) -> Address:
         queue = self.dead_name(queue, ":failed")
@@ -229,7 +228,7 @@ class RQ(Layout):
     def _decoder(self, address: Address) -> sources.Decode:
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
             jobs = fetch.hashes(self.client, [self.keys.job(job_id) for job_id, _, _ in rows],
-                                [self.keys.results(job_id) for job_id, _, _ in rows], self.read_pace)
+                                [self.keys.results(job_id) for job_id, _, _ in rows])
             now = time.time()
             found: list[Message | None] = []
             for (job_id, position, score), (fields, result) in zip(rows, jobs, strict=True):
@@ -398,12 +397,6 @@ def _count(message: Message) -> tuple[bytes, ...]:
 def _alive(client: Any, workers: list[bytes]) -> list[bytes]:
     return [w for w, exists in zip(workers, pipelined(client, [("EXISTS", w) for w in workers]), strict=True)
             if exists]
-
-
-def _pairs(reply: Any) -> dict[bytes, bytes]:
-    if isinstance(reply, dict):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=True)) if reply else {}
 
 
 # --- jobs ---------------------------------------------------------------------------------------------
