@@ -26,6 +26,7 @@ from typing import Any
 from qctl.codec import encode_bytes, header_value, iso, message_to_json
 from qctl.errors import UsageError
 from qctl.models import Message
+from qctl.predicates import Compiled, NotApplicable, compile_tree
 
 DEFAULT_SCAN_LIMIT = 10_000
 NUMBER_HINT = "JMESPath writes numbers in backticks: age > `3600`"
@@ -41,9 +42,11 @@ class Selection:
         self.not_applicable = 0  # messages the expression could not be applied to
         self._compiled: Any = None
         self._parts: frozenset[str] | None = None  # the view's top-level parts it can reach (None: all)
+        self._fast: Compiled | None = None  # the same expression as closures, for the common shapes
         if expression is not None:
             self._compiled = compile_expression(expression)
             self._parts = reached(self._compiled.parsed)
+            self._fast = compile_tree(self._compiled.parsed)
 
     @property
     def everything(self) -> bool:
@@ -55,8 +58,12 @@ class Selection:
         from jmespath import exceptions
 
         try:
+            if self._fast is not None:
+                return truthy(self._fast(view(message, self._parts)))
             return truthy(self._compiled.search(view(message, self._parts)))
-        except (exceptions.JMESPathError, RecursionError):  # RecursionError: a deeply nested message
+        # RecursionError: a deeply nested message; TypeError: what jmespath lets through from Python
+        # (contains(body, `1`) is ``1 in str``, body < `1` compares a string with a number).
+        except (exceptions.JMESPathError, NotApplicable, RecursionError, TypeError):
             self.not_applicable += 1
             return False
 
