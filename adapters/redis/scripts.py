@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
+from qctl.adapters.redis import wire
 from qctl.adapters.redis.connection import Client
 
 CHUNK = 2000
@@ -175,8 +178,15 @@ _cache: dict[tuple[int, str], Script] = {}
 
 
 def run(client: Client, source: str, keys: list[Any], args: list[Any]) -> Any:
-    """EVALSHA ``source`` (loaded on first use, reloaded if the server forgot it)."""
+    """EVALSHA ``source`` (loaded on first use, reloaded if the server forgot it).  On a single server the
+    call is encoded by :func:`.wire.evalsha` (a step's arguments are thousands)."""
     script = _cache.get((id(client), source))
     if script is None:
         script = _cache[(id(client), source)] = client.register_script(source)
-    return script(keys=keys, args=args)
+    if not isinstance(client, redis.Redis):
+        return script(keys=keys, args=args)
+    try:
+        return wire.evalsha(client, script.sha.encode(), keys, args)
+    except NoScriptError:  # a server restarted or flushed meanwhile forgot it
+        script.sha = client.script_load(script.script)
+        return wire.evalsha(client, script.sha.encode(), keys, args)

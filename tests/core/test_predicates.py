@@ -75,7 +75,8 @@ def test_every_pair_of_corner_values(expression: str) -> None:
     for n in SCALARS:
         for m in SCALARS:
             data = {"headers": {"n": n, "m": m}}
-            expected, got = outcome(lambda: parsed.search(data)), outcome(lambda: fast(data))
+            expected = outcome(lambda data=data: parsed.search(data))  # type: ignore[misc]
+            got = outcome(lambda data=data: fast(data))  # type: ignore[misc]
             assert got == expected and type(got[1]) is type(expected[1]), (n, m)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from qctl.adapters.redis import scripts
+from qctl.adapters.redis import scripts, wire
 from qctl.adapters.redis.layouts import steps
 from qctl.boundary import run_app
 from qctl.cli import app
@@ -50,14 +50,28 @@ def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
         return real(client, source, keys, args)
 
     monkeypatch.setattr(scripts, "run", counted)
+    reads: list[list[bytes]] = []  # the command names of each raw pipeline
+    real_pipeline = wire.pipeline
+
+    def counted_pipeline(client: Any, commands: Any) -> Any:
+        reads.append([c[0] for c in commands])
+        return real_pipeline(client, commands)
+
+    monkeypatch.setattr(wire, "pipeline", counted_pipeline)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
                              "-q", "-o", "json"])
     result = json.loads(out.getvalue())
     assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
-    # A few round trips per chunk, not per job: read a window, fetch its jobs (paced, ~100 per call), one step.
+    # A few round trips per chunk, not per job: read a window, fetch its jobs in one pipeline, one step.
     assert len(calls) <= 8, calls
+    # The jobs are read with plain commands parsed by hiredis, one HGETALL each (and RQ's newest result),
+    # not a script: every EVALSHA is counted in ``calls`` too, so a script read would show there.
+    fetched = [name for names in reads for name in names if name != b"EVALSHA"]
+    per_job = [b"HGETALL", b"XREVRANGE"] if framework == "rq" else [b"HGETALL"]
+    assert sorted(fetched) == sorted(per_job * JOBS), reads
+    assert sum(1 for names in reads if b"EVALSHA" not in names) <= 2, reads
     # What the guarded steps carry per job moved: its checks and one framework macro, not forty arguments.
     sent = sum(n for kind, n in calls if kind == "step")
     assert sent <= step_args * (JOBS // 2), (sent, calls)

@@ -450,10 +450,25 @@ def job_message(queue: str, position: str, job_id: bytes, fields: dict[bytes, by
                    dead_letter=dead)
 
 
+# The last traceback decoded: a pile of failed jobs mostly failed the same way, and decoding one (base64, zlib,
+# lines) costs more than the rest of a job's reading.  Replaced whole, (exc_string, line).
+_last_error: tuple[bytes | None, str | None] = (None, None)
+
+
 def error_line(exc_string: bytes | None) -> str | None:
     """The last line of a results entry's traceback (``ValueError: bad``), decoded from base64(zlib(text))."""
+    global _last_error
     if not exc_string:
         return None
+    last = _last_error
+    if last[0] == exc_string:
+        return last[1]
+    line = _decoded_line(exc_string)
+    _last_error = (exc_string, line)
+    return line
+
+
+def _decoded_line(exc_string: bytes) -> str | None:
     try:
         traceback = zlib.decompress(b64decode(exc_string)).decode("utf-8", "replace")
     except (ValueError, zlib.error):
