@@ -278,11 +278,38 @@ NOTES = """## What changed, and why
   batch is there or its time is up, so the last batch of a short topic waited 0.2 s: the wait is 10 ms.
 - **Per record.**  One JSON encoder for every row (json.dumps built two per call), headers decoded once
   as UTF-8 without the general converter, dead-letter fields read from the decoded headers.
-- **stats --groups** stays batched per kind of request: one Metadata, one ListOffsets per leader for the
-  starts and one for the ends, one ListGroups, one DescribeGroups call; librdkafka takes one group per
-  OffsetFetch, so those go one per group, all in flight at once (never one per partition).  librdkafka
-  describes members by their assignment, not their subscription: a member given none of a topic's
-  partitions is not counted as its consumer.
+- **stats --groups** stays batched per kind of request: one Metadata, ListOffsets per leader for the
+  starts, the ends and the first records, one ListGroups; librdkafka takes one group per OffsetFetch, so
+  those go one per group, never one per partition.  librdkafka describes members by their assignment, not
+  their subscription: a member given none of a topic's partitions is not counted as its consumer.
+- **stats: every request in flight at once** (issue 14).  The kinds went one after another, each waiting
+  for the last; now ListGroups goes with the Metadata, every OffsetFetch as soon as the groups are known,
+  then the ListOffsets, and only then is any answer waited for (a test logs sends and waits).  ListOffsets
+  go in calls of at most 500 partitions: librdkafka's handling of one call grows with the square of its
+  partitions (2,849 in one call: 51 ms of CPU, in calls of 500: ~10 ms).  DescribeGroups only for groups
+  ListGroups does not call Empty or Dead: librdkafka asked each group twice (KIP-848's
+  ConsumerGroupDescribe, then the classic DescribeGroups) with a FindCoordinator before each, ~1,350
+  requests and ~90 ms of broker CPU for 340 groups, all Empty.  The lag per group is worked out from each
+  topic's sums and the group's own commits (50,000 steps for 50 groups x 1,000 partitions before), and the
+  committed offsets keep librdkafka's TopicPartitions as keys instead of making 50,000 new ones.  A second
+  admin client for the OffsetFetches was tried: librdkafka's main thread spends ~2 ms on a 1,000-partition
+  OffsetFetch (quadratic too), but with the broker on the same 2 CPUs the run was CPU-bound and did not get
+  faster, and a watch would hold two connections per broker.
+- **peek: no batch waits, less per record** (issue 14).  `consume(n, wait)` returns when it has n records
+  or the wait is over, so the first batch of a peek waited for a full batch it would not get from the first
+  fetch (16-85 ms from assign to the first record; now ~7 ms): what has arrived is taken with no wait, and
+  a wait is for one record.  `to_message` decodes a set of headers once for the records that carry the
+  same (the search for dead-letter fields with it) and fills the frozen Message through its slots rather
+  than the dataclass's `__init__` by keyword (13 `object.__setattr__` calls): 4.8 -> 2.4 us a record.
+  The adapter imports stats, purge, ping, the reader and the destination only when used.  Making the
+  consumer before the admin requests, to connect meanwhile, was tried and dropped: left unassigned it
+  drops its bootstrap connection, and the metadata its assignment needs then waited ~50 ms for a new one.
+- **What is left of a peek -n 10,000** (~9 us a record): the row's JSON (`message_to_json` ~2 us, the C
+  encoder ~3.5 us, both outside the Kafka adapter, byte for byte what they were), `to_message` ~2.4 us,
+  librdkafka ~1 us; and ~125 ms before the first record, of which ~100 ms is importing Python, typer and
+  confluent_kafka (its `__init__` imports asyncio: ~20 ms).  About 1 run in 30, librdkafka's admin client
+  loses its first request to the bootstrap connection it is closing and retries 1-3 s later (librdkafka
+  2.16; the median does not see it).
 """
 
 

@@ -49,17 +49,21 @@ from qctl.options import ConnectOptions
 WAIT_S = 2.0  # at most this long for the first records, whatever --timeout says: stats must stay quick
 
 
-def oldest_ages(cluster: Cluster, options: ConnectOptions, bounds: Mapping[Any, Bounds],
-                topics: set[str]) -> dict[str, float]:
-    """Seconds since the oldest retained record of each of ``topics`` (topics with records only)."""
-    wanted = [tp for tp, bound in bounds.items() if tp.topic in topics and bound.depth > 0]
+def oldest_ages(cluster: Cluster, options: ConnectOptions, bounds: Mapping[Any, Bounds], topics: set[str],
+                first: Mapping[Any, tuple[int, int]]) -> dict[str, float]:
+    """Seconds since the oldest retained record of each of ``topics`` (topics with records only), from the
+    answers of :meth:`.cluster.Cluster.first_records_soon` (``first``: asked at the same time as ``bounds``,
+    for every partition of ``topics``; those without records are left out here)."""
     oldest: dict[str, int] = {}
     missed: dict[tuple[str, int], int] = {}
-    for tp, (offset, millis) in cluster.first_records(wanted).items():
+    for tp, (offset, millis) in first.items():
+        bound = bounds.get(tp)
+        if tp.topic not in topics or bound is None or bound.depth <= 0:
+            continue
         if offset >= 0 and millis >= 0:
             oldest[tp.topic] = min(oldest.get(tp.topic, millis), millis)
         elif offset < 0:  # the log start is past segments the broker has not deleted yet: read the record
-            missed[(tp.topic, tp.partition)] = bounds[tp].start
+            missed[(tp.topic, tp.partition)] = bound.start
     if missed:
         for (topic, _), millis in FirstRecords.of(cluster.admin, options).read(missed).items():
             oldest[topic] = min(oldest.get(topic, millis), millis)

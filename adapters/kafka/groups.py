@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qctl.adapters.kafka.cluster import Bounds, Cluster
+from qctl.adapters.kafka.cluster import Bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,29 +35,37 @@ def member_topics(member: Any) -> set[str]:
     return topics
 
 
-def groups_by_topic(cluster: Cluster, bounds: Mapping[Any, Bounds],
+def groups_by_topic(group_ids: Sequence[str], committed: Mapping[str, Mapping[Any, int]],
+                    members: Mapping[str, Sequence[Any]], bounds: Mapping[Any, Bounds],
                     topics: Sequence[str]) -> dict[str, list[GroupOnTopic]]:
-    """For each of ``topics``: the groups consuming it, with lag and member count (3-4 requests in all)."""
-    group_ids = cluster.groups()
-    if not group_ids or not topics:
-        return {topic: [] for topic in topics}
-    committed = cluster.committed({group: None for group in group_ids})
-    members = cluster.members(group_ids)
+    """For each of ``topics``: the groups consuming it, with lag and member count, from every group's committed
+    offsets and members (:meth:`.cluster.Cluster.committed_soon`, :meth:`~.cluster.Cluster.members_soon`).
+
+    A group's position on a partition is its committed offset, or the log start where it committed none or
+    one before it; the lag is Σ(end − position).  Worked out from each topic's sums (Σ end, Σ start) and the
+    group's own commits past the start, so a group costs what it committed, not every partition of the topics
+    it reads (50 groups x 1,000 partitions: 50,000 steps before)."""
     wanted = set(topics)
     by_topic: dict[str, list[GroupOnTopic]] = {topic: [] for topic in topics}
-    partitions_of: dict[str, list[Any]] = {}
-    for tp in bounds:
-        partitions_of.setdefault(tp.topic, []).append(tp)
+    ends: dict[str, int] = {}
+    starts: dict[str, int] = {}
+    for tp, bound in bounds.items():
+        if tp.topic in wanted:
+            ends[tp.topic] = ends.get(tp.topic, 0) + bound.end
+            starts[tp.topic] = starts.get(tp.topic, 0) + bound.start
     for group in group_ids:
-        offsets = committed.get(group, {})
+        ahead: dict[str, int] = {}  # per topic: Σ over committed partitions of how far past the log start
+        for tp, offset in committed.get(group, {}).items():
+            topic = tp.topic
+            if topic in wanted:
+                known = bounds.get(tp)
+                past = 0 if known is None or offset <= known.start else offset - known.start
+                ahead[topic] = ahead.get(topic, 0) + past
         member_counts = _members_per_topic(members.get(group, []), wanted)
-        used = {tp.topic for tp in offsets if tp.topic in wanted} | set(member_counts)
-        for topic in sorted(used):
-            positions = [(tp, max(offsets.get(tp, bounds[tp].start), bounds[tp].start))
-                         for tp in partitions_of.get(topic, [])]
-            lag = sum(bounds[tp].end - position for tp, position in positions)
-            by_topic[topic].append(GroupOnTopic(group, max(0, lag), member_counts.get(topic, 0),
-                                                sum(position for _, position in positions)))
+        for topic in sorted(ahead.keys() | member_counts.keys()):
+            position = starts.get(topic, 0) + ahead.get(topic, 0)
+            by_topic[topic].append(GroupOnTopic(group, max(0, ends.get(topic, 0) - position),
+                                                member_counts.get(topic, 0), position))
     return by_topic
 
 

@@ -28,9 +28,8 @@ from qctl.models import Message, PeekRequest
 from qctl.options import ConnectOptions
 
 BATCH = 10_000
-# librdkafka's consume() waits until it has the whole batch or the time is up: a peek of a short topic (or the
-# last records of a partition) waited the full 0.2 s it was given before.  Short waits cost a wake-up each.
-WAIT_S = 0.01
+# The longest wait for one record before the --timeout check comes round again (a record ends it at once).
+WAIT_S = 0.1
 
 
 def choose_partitions(tps: list[Any], request: PeekRequest) -> list[Any]:
@@ -86,10 +85,12 @@ def peek(cluster: Cluster, options: ConnectOptions, topic: str, request: PeekReq
     bounds = cluster.bounds(tps)
     starts = start_offsets(cluster, tps, bounds, request)
     wanted = request.count
-    ranges = [(tp.partition, min(max(starts[tp], bounds[tp].start), bounds[tp].end), bounds[tp].end) for tp in tps]
-    ranges = [(partition, start, end) for partition, start, end in ranges if start < end]
+    ranges = _ranges(tps, bounds, starts)
     if not ranges:
         return
+    # Made only now, and assigned at once (not made early to connect while the admin client asks): a
+    # consumer left unassigned drops its bootstrap connection, and the metadata its assignment then needs
+    # waited up to 50 ms for a new one (librdkafka's suppression of cluster connections).
     consumer = rdkafka.consumer(options, None, wanted=wanted)
     try:
         for partition, start, end in ranges:
@@ -103,17 +104,27 @@ def peek(cluster: Cluster, options: ConnectOptions, topic: str, request: PeekReq
             consumer.close()
 
 
+def _ranges(tps: list[Any], bounds: dict[Any, Bounds], starts: dict[Any, int]) -> list[tuple[int, int, int]]:
+    """(partition, start, end) of each partition with records to show, starts kept within the bounds."""
+    ranges = [(tp.partition, min(max(starts[tp], bounds[tp].start), bounds[tp].end), bounds[tp].end) for tp in tps]
+    return [(partition, start, end) for partition, start, end in ranges if start < end]
+
+
 def _read(consumer: Any, topic: str, partition: int, start: int, end: int, timeout: float) -> Iterator[Any]:
     """The records of one partition with start <= offset < end (fewer if markers or compaction leave gaps)."""
     ck = rdkafka.library()
     eof = ck.KafkaError._PARTITION_EOF
     with rdkafka.translated("cannot read records"):
         consumer.assign([ck.TopicPartition(topic, partition, start)])
+    consume = consumer.consume
     last = time.monotonic()
     try:
         while True:
             with rdkafka.translated("cannot read records"):
-                batch = consumer.consume(min(end - start, BATCH), WAIT_S)
+                # What has arrived, without waiting; else wait for the next record only.  consume(n, wait)
+                # returns when it has n records or the wait is over: a wait for a whole batch idled once
+                # the partition's fetches had stopped short of it (its end, or a fetch of fewer records).
+                batch = consume(min(end - start, BATCH), 0) or consume(1, WAIT_S)
             for record in batch:
                 error, offset = record.error(), record.offset()
                 if error is not None:

@@ -10,7 +10,8 @@ and ``-original-timestamp`` (8-byte longs), ``-exception-message`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,30 +42,77 @@ def to_message(record: Any) -> Message:
     Every header is kept in order (``header_pairs``: Kafka allows repeats); ``headers`` keeps the last
     value of each name.  A record without a value (a tombstone) has an empty body.  Called once a
     record (peek ``-n 1000000`` calls it a million times), hence no general helpers on the way."""
+    global _last_headers
     raw = record.headers()
     kind, millis = record.timestamp()
     stamp = _moment(millis) if kind and millis >= 0 else None
     value = record.value()
     partition, offset = record.partition(), record.offset()
     if raw:
-        pairs = tuple([(name, _header(item)) for name, item in raw])
-        headers = dict(pairs)
-        dead = None if _DEAD_LETTER_HEADERS.isdisjoint(headers) else _dead_letter(headers, stamp)
+        last = _last_headers
+        if raw != last[0]:  # records in a batch mostly carry the same headers: decoded once for all of them
+            last = _last_headers = _decoded(raw)
+        _, pairs, source, reason = last
+        dead = None if source is None and reason is None else _dead_letter(source, reason, stamp)
+        headers = dict(pairs)  # every message its own dict: a caller may change it
     else:
         pairs, headers, dead = (), {}, None
-    return Message(queue=record.topic(), position=f"{partition}:{offset}", body=value if value is not None else b"",
-                   partition=partition, offset=offset, key=record.key(), headers=headers, header_pairs=pairs,
-                   timestamp=stamp, dead_letter=dead)
+    return _message(record.topic(), f"{partition}:{offset}", value if value is not None else b"", partition, offset,
+                    record.key(), headers, pairs, stamp, dead)
 
+
+def _message_maker() -> Callable[..., Message]:
+    """``Message(queue=..., ..., dead_letter=...)`` of a Kafka record, its other fields at their defaults,
+    without the dataclass's ``__init__``: a frozen dataclass sets each of its 13 fields through
+    ``object.__setattr__`` from a call by keyword, about 1 us of a peek row's ~9; the slots' own setters
+    take a third of that.  Made once, from the class's fields: a field added to Message, or one without a
+    plain default, and this is the dataclass's constructor again."""
+    given = ("queue", "position", "body", "partition", "offset", "key", "headers", "header_pairs", "timestamp",
+             "dead_letter")
+    fields = {field.name: field for field in dataclasses.fields(Message)}
+    rest = {"properties": dict, "redelivered": None, "delivery_count": None}  # what Message defaults them to
+    plain = all(field.default_factory is dict if rest[name] is dict else field.default is rest[name]
+                for name, field in fields.items() if name in rest)
+    if set(fields) != {*given, *rest} or not plain or hasattr(Message, "__post_init__"):
+        return lambda *values: Message(**dict(zip(given, values, strict=True)))
+    new = object.__new__
+    set_queue, set_position, set_body, set_partition, set_offset, set_key, set_headers, set_pairs, set_time, \
+        set_dead = (getattr(Message, name).__set__ for name in given)
+    set_properties, set_redelivered, set_count = (getattr(Message, name).__set__ for name in rest)
+
+    def make(queue: str, position: str, body: bytes, partition: int, offset: int, key: bytes | None,
+             headers: dict[str, Any], pairs: tuple[tuple[str, Any], ...], stamp: datetime | None,
+             dead: DeadLetter | None) -> Message:
+        message = new(Message)
+        set_queue(message, queue)
+        set_position(message, position)
+        set_body(message, body)
+        set_partition(message, partition)
+        set_offset(message, offset)
+        set_key(message, key)
+        set_headers(message, headers)
+        set_pairs(message, pairs)
+        set_properties(message, {})
+        set_time(message, stamp)
+        set_redelivered(message, None)
+        set_count(message, None)
+        set_dead(message, dead)
+        return message
+
+    return make
+
+
+_message = _message_maker()
 
 _DEAD_LETTER_HEADERS = frozenset({SPRING_TOPIC, CONNECT_TOPIC, SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN,
                                   CONNECT_CLASS})
 
 
-# One-entry caches, each a (key, value) tuple replaced whole: the records of a batch mostly share their
-# millisecond, and consecutive dead letters mostly say the same; datetimes and DeadLetters are immutable.
+# One-entry caches, each a tuple replaced whole: the records of a batch mostly share their millisecond and
+# their headers, and consecutive dead letters mostly say the same; datetimes and DeadLetters are immutable.
 _last_moment: tuple[int | None, datetime | None] = (None, None)
-_last_dead: tuple[tuple[Any, ...] | None, DeadLetter | None] = (None, None)
+_last_headers: tuple[Any, tuple[tuple[str, Any], ...], str | None, str | None] = (None, (), None, None)
+_last_dead: tuple[str | None, str | None, datetime | None, DeadLetter | None] = (None, None, None, None)
 
 
 def _moment(millis: int) -> datetime:
@@ -78,21 +126,27 @@ def _moment(millis: int) -> datetime:
     return moment
 
 
-def _dead_letter(headers: Mapping[str, Any], stamp: datetime | None) -> DeadLetter | None:
-    """Spring's or Kafka Connect's dead-letter headers (the last of each name, as Spring reads them), from
-    headers already converted by :func:`_header`: text where the bytes were UTF-8."""
+def _decoded(raw: list[tuple[str, bytes | None]]) -> tuple[Any, tuple[tuple[str, Any], ...], str | None, str | None]:
+    """(``raw``, every header pair decoded by :func:`_header`, dead-letter source, dead-letter reason): Spring's
+    or Kafka Connect's headers, the last of each name as Spring reads them, text only (bytes that were not
+    UTF-8 say nothing)."""
+    pairs = tuple([(name, _header(item)) for name, item in raw])
+    if _DEAD_LETTER_HEADERS.isdisjoint([name for name, _ in pairs]):
+        return raw, pairs, None, None
+    headers = dict(pairs)
+    return (raw, pairs, _first_text(headers, (SPRING_TOPIC, CONNECT_TOPIC)),
+            _first_text(headers, (SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN, CONNECT_CLASS)))
+
+
+def _dead_letter(source: str | None, reason: str | None, stamp: datetime | None) -> DeadLetter:
+    """The dead-letter metadata (the last one reused when the same headers come at the same moment)."""
     global _last_dead
-    source = _first_text(headers, (SPRING_TOPIC, CONNECT_TOPIC))
-    reason = _first_text(headers, (SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN, CONNECT_CLASS))
-    if source is None and reason is None:
-        return None
-    key = (source, reason, stamp)
     last = _last_dead
-    if last[0] == key and last[1] is not None:
-        return last[1]
+    if last[0] is source and last[1] is reason and last[2] is stamp and last[3] is not None:
+        return last[3]
     # The dead-letter record is written when the failure happened: its own timestamp is that time.
     dead = DeadLetter(reason=reason, source_queue=source, count=None, time=stamp)
-    _last_dead = (key, dead)
+    _last_dead = (source, reason, stamp, dead)
     return dead
 
 

@@ -98,3 +98,56 @@ def test_empty_topic_and_missing_topic(kafka: KafkaDriver, qctl: QctlRunner) -> 
     assert (empty.rc, empty.json()) == (0, [])
     assert time.monotonic() - started < 8
     assert qctl("peek", "-u", kafka.url, kafka.unique("pk-missing")).rc == 4
+
+
+VARIED_HEADERS: list[list[tuple[str, bytes]]] = [
+    [], [("a", b"1")], [("a", b"1"), ("a", b"2")], [("bin", b"\xff\xfe\x00"), ("t", b"text")],
+    spring_headers("orders", 0, 7, "boom"), [("kafka_dlt-original-topic", b"\xff"), ("kafka_dlt-exception-fqcn", b"X")],
+    [("__connect.errors.topic", b"src"), ("__connect.errors.exception.message", b"bad")],
+    [("kafka_dlt-original-topic", b""), ("kafka_dlt-exception-message", b"")], [("e", b"")],
+    [("kafka_dlt-original-topic", b"a"), ("kafka_dlt-original-topic", b"b")],
+]
+
+
+def test_to_message_keeps_nothing_from_the_record_before(kafka: KafkaDriver) -> None:
+    """to_message reuses the headers it decoded for the record before when the next has the same, and builds
+    Messages without the dataclass's __init__: every record here, converted in a row (runs of the same
+    headers, then others), equals the Message built from it alone, with the caches cleared and by the
+    dataclass's own constructor."""
+    import dataclasses
+
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as ConfluentPartition
+
+    from qctl.adapters.kafka import records
+    from qctl.models import Message
+
+    topic = kafka.unique("pk-varied")
+    kafka.create_topic(topic, 1)
+    kafka.produce(topic, [(None if i % 5 == 0 else b"k%d" % i, b"" if i % 11 == 0 else b"\x80body-%d" % i,
+                           VARIED_HEADERS[(i // 3) % len(VARIED_HEADERS)]) for i in range(89)], 0)
+    kafka.producer.send(topic, key=b"gone", value=None, partition=0)  # a tombstone
+    kafka.producer.flush(timeout=60)
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "never-used", "enable.auto.commit": False})
+    try:
+        consumer.assign([ConfluentPartition(topic, 0, 0)])
+        raw: list[object] = []
+        deadline = time.monotonic() + 30
+        while len(raw) < 90 and time.monotonic() < deadline:
+            raw += [record for record in consumer.consume(90, 1.0) if record.error() is None]
+    finally:
+        consumer.close()
+    assert len(raw) == 90
+    in_a_row = [records.to_message(record) for record in raw]
+    for record, converted in zip(raw, in_a_row, strict=True):
+        records._last_headers = (None, (), None, None)
+        records._last_dead = (None, None, None, None)
+        alone = records.to_message(record)
+        assert converted == alone
+        # what a Kafka record sets; the rest must be the dataclass's defaults
+        given = {field.name: getattr(alone, field.name) for field in dataclasses.fields(Message)
+                 if field.name not in ("properties", "redelivered", "delivery_count")}
+        assert alone == Message(**given)
+    assert sum(message.dead_letter is not None for message in in_a_row) > 20
+    assert in_a_row[-1].body == b"" and in_a_row[-1].key == b"gone"
+    assert any(message.pairs() == (("a", "1"), ("a", "2")) and message.headers == {"a": "2"} for message in in_a_row)
