@@ -21,6 +21,10 @@ Bodies are 97 bytes (``message-%08d-`` and 80 ``x``), persistent where the broke
   without touching the node's enabled-plugins file (so the harness does not restart the node).
 * **Kafka** (the harness's broker, one-partition topics): ``qctl purge --backup FILE`` and ``qctl
   restore FILE``.  Peer: ``kcat -C`` to a file and ``kcat -P`` back (acks=all, idempotent, like qctl).
+  Beside them, the floor of any Python tool (``floor-kafka-dump`` / ``floor-kafka-restore``, this script
+  with confluent-kafka, the library qctl uses): consume and write each value and a newline, one fsync at
+  the end, nothing deleted; and read qctl's own backup file, ``json.loads`` each line (the least a tool
+  reading the format must do) and produce its body.  What no Python tool can beat, whatever its format.
 
 Also qctl's peak RSS at a tenth of the messages, to show that memory is flat.
 Writes bench/results/backup.md (``--out``).
@@ -50,6 +54,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 REPO = Path(__file__).resolve().parents[1]
 QCTL = str(REPO / ".venv" / "bin" / "qctl")
 PEER_CHUNK = 10_000
+FLOOR = "Python floor"  # the least any Python tool does (floor-kafka-*): not a peer, a bound
 
 
 def env() -> dict[str, str]:
@@ -171,6 +176,50 @@ def peer_redis_restore(url: str, key: str, path: str) -> None:
     if chunk:
         pipe.rpush(key, *chunk)
     pipe.execute()
+
+
+def floor_kafka_dump(bootstrap: str, topic: str, path: str, count: str) -> None:
+    """The least a Python backup of ``topic`` can do: consume in batches, write each value and a newline."""
+    import confluent_kafka as ck
+
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": f"floor-{uuid.uuid4().hex[:8]}",
+                            "enable.auto.commit": False, "fetch.max.bytes": 64 << 20, "check.crcs": False,
+                            "max.partition.fetch.bytes": 8 << 20, "queued.min.messages": 200_000})
+    consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+    got, wanted = 0, int(count)
+    with open(path, "xb") as file:
+        while got < wanted:
+            batch = consumer.consume(10_000, 5.0)
+            if not batch:
+                raise RuntimeError(f"only {got} of {wanted} records arrived")
+            file.write(b"".join([record.value() + b"\n" for record in batch if record.error() is None]))
+            got += len(batch)
+        file.flush()
+        os.fsync(file.fileno())
+    consumer.close()
+
+
+def floor_kafka_restore(bootstrap: str, topic: str, path: str) -> None:
+    """The least a Python restore of a qctl backup file can do: parse each line, produce its body."""
+    import json
+
+    import confluent_kafka as ck
+
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                            "linger.ms": 20, "queue.buffering.max.messages": 1_000_000})
+    with open(path, "rb") as file:
+        next(file)  # the header line
+        for line in file:
+            row = json.loads(line)
+            body = row["body"].encode() if row["body_encoding"] == "utf-8" else base64.b64decode(row["body"])
+            while True:
+                try:
+                    producer.produce(topic, body)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+    if producer.flush(60) != 0:
+        raise RuntimeError("records left unsent")
 
 
 def bench_redis(count: int, runs: int, folder: Path) -> list[Case]:
@@ -405,8 +454,11 @@ def bench_kafka(count: int, runs: int, folder: Path) -> list[Case]:
         ("q-dump", "purge --backup", "qctl", f"qctl purge -u {url} TOPIC --yes --backup FILE -q -o json"),
         ("q-load", "restore", "qctl", f"qctl restore FILE --to TOPIC -u {url} -q -o json"),
         ("p-dump", "purge --backup", "kcat", consume.format(b=bootstrap, t="TOPIC", f="FILE")),
-        ("p-load", "restore", "kcat", produce.format(b=bootstrap, t="TOPIC", f="FILE")))}
-    file, peer_file = folder / "kafka.jsonl", folder / "kafka.tsv"
+        ("p-load", "restore", "kcat", produce.format(b=bootstrap, t="TOPIC", f="FILE")),
+        ("f-dump", "purge --backup", FLOOR, f"bench/backup.py floor-kafka-dump {bootstrap} TOPIC FILE N"),
+        ("f-load", "restore", FLOOR, f"bench/backup.py floor-kafka-restore {bootstrap} TOPIC QCTL-FILE"))}
+    file, peer_file, floor_file = folder / "kafka.jsonl", folder / "kafka.tsv", folder / "kafka.floor"
+    me = [sys.executable, str(Path(__file__).resolve())]
 
     def seed(n: int) -> str:
         name = topic()
@@ -431,13 +483,19 @@ def bench_kafka(count: int, runs: int, folder: Path) -> list[Case]:
                                               check=lines(peer_file, count), broker=pid))
             cases["p-load"].runs.append(timed([produce.format(b=bootstrap, t=third, f=peer_file)], shell=True,
                                               check=holds(third, count), broker=pid))
-            admin.delete_topics([first, second, third])
+            floor_file.unlink(missing_ok=True)
+            fourth = topic()
+            cases["f-dump"].runs.append(timed([*me, "floor-kafka-dump", bootstrap, third, str(floor_file),
+                                               str(count)], check=lines(floor_file, count), broker=pid))
+            cases["f-load"].runs.append(timed([*me, "floor-kafka-restore", bootstrap, fourth, str(file)],
+                                              check=holds(fourth, count), broker=pid))
+            admin.delete_topics([first, second, third, fourth])
             made.clear()
         small_topic = seed(count // 10)
         small = small_runs("Kafka", lambda: None, url, small_topic, folder, holds(small_topic, 0),
                            holds(small_topic, count // 10), pid)
     finally:
-        for path in (file, peer_file, seed_file, folder / "kafka-small.tsv"):
+        for path in (file, peer_file, floor_file, seed_file, folder / "kafka-small.tsv"):
             path.unlink(missing_ok=True)
         if made:
             admin.delete_topics(made)
@@ -463,18 +521,18 @@ def report(results: list[Case], count: int, runs: int, loads: list[tuple[str, st
         "peak RSS from `/usr/bin/time -v` (largest of the runs).", "",
         "| backend | load average before | after |", "| --- | --- | --- |",
         *[f"| {backend} | {before} | {after} |" for backend, before, after in loads], "",
-        "| backend | operation | tool | median time | messages/s | qctl's rate / peer's | peak RSS | CPU us/msg "
+        "| backend | operation | tool | median time | messages/s | rate / peer's | peak RSS | CPU us/msg "
         "| broker CPU us/msg | all runs (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     peers = {(case.backend): case for case in results if case.tool != "qctl" and case.operation == "queue to queue"}
-    by_op = {(case.backend, case.operation): case for case in results if case.tool != "qctl"}
+    by_op = {(case.backend, case.operation): case for case in results if case.tool not in ("qctl", FLOOR)}
     for case in results:
         n = count // 10 if "1/10" in case.operation else count
         rate = n / case.seconds()
         ratio = ""
         peer = by_op.get((case.backend, case.operation)) or peers.get(case.backend)
-        if case.tool == "qctl" and peer is not None and n == count:
+        if case.tool in ("qctl", FLOOR) and peer is not None and n == count:
             ratio = f"{rate / (count / peer.seconds()):.2f}"
         inside = case.rss() != case.rss()  # NaN: the peer runs inside the broker (the shovel)
         rss = "inside the broker" if inside else f"{case.rss():.0f} MiB"
@@ -495,6 +553,12 @@ def main() -> int:
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "peer-redis-restore":
         peer_redis_restore(*sys.argv[2:5])
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "floor-kafka-dump":
+        floor_kafka_dump(*sys.argv[2:6])
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "floor-kafka-restore":
+        floor_kafka_restore(*sys.argv[2:5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
