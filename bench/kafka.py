@@ -310,10 +310,11 @@ NOTES = """## What changed, and why
   confluent_kafka (its `__init__` imports asyncio: ~20 ms).  About 1 run in 30, librdkafka's admin client
   loses its first request to the bootstrap connection it is closing and retries 1-3 s later (librdkafka
   2.16; the median does not see it).
-- **Two runs of this script on 2026-12-07 after these changes**: at load 1.2, peek -n 10,000 0.277 s (CPU
-  0.241 s), -n 1,000,000 1.99x kcat, stats 0.083x; the run below, with another project's test suite busy on
-  the other CPU (load 2.9, every floor 10-20% slower), 0.352 s (CPU 0.283 s).  The broker also holds ~330
-  groups and ~1,400 topics other tests left, which ``stats`` (and ConsumerGroupCommand) cover too.
+- **Three runs of this script on 2026-12-07 after these changes**: at load 1.2, peek -n 10,000 0.277 s (CPU
+  0.241 s), -n 1,000,000 1.99x kcat, stats 0.083x; with another test suite busy on the other CPU (load 2.9,
+  every floor 10-20% slower), 0.352 s; and the run above, on a quiet machine with the broker emptied first
+  of the ~1,400 topics and ~330 groups earlier test runs had left (``stats`` and ConsumerGroupCommand both
+  cover every group, so leftovers slow both, ConsumerGroupCommand more): 0.247 s, 1.61x, 0.078x.
 """
 
 
