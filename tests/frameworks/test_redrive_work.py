@@ -75,6 +75,7 @@ def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
     # What the guarded steps carry per job moved: its checks and one framework macro, not forty arguments.
     sent = sum(n for kind, n in calls if kind == "step")
     assert sent <= step_args * (JOBS // 2), (sent, calls)
+    # One window (the chunk is 500): nothing to read ahead, and no job read twice.
     if framework == "rq":  # FailedJobRegistry.requeue's fields, as the one macro writes them
         ids = db.lrange(f"rq:queue:{queue}", 0, -1)
         assert len(ids) == JOBS // 2
@@ -84,3 +85,43 @@ def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
                     job[b"qctl_redrive_count"]) == (b"queued", queue.encode(), b"", b"", b"180", b"1")
             assert zlib.decompress(job[b"exc_info"]) == b"" and job[b"enqueued_at"] > job[b"created_at"]
             assert 0 < db.ttl(b"rq:job:" + job_id) <= 900
+
+
+@pytest.mark.parametrize("framework", ["rq", "bullmq"])
+def test_windows_are_read_ahead_and_no_job_is_read_twice(
+        frameworks_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, framework: str) -> None:
+    """With windows of 25 jobs, each window after the first is read in a thread while the one before it is
+    decided and stepped; every job is still read exactly once, and the redrive moves what it should."""
+    from qctl.adapters.redis.layouts import bullmq, fetch, rq
+
+    monkeypatch.setattr(rq if framework == "rq" else bullmq, "CHUNK", 25)
+    queue = fixtures.unique_queue(framework, framework)
+    _build(framework, queue)
+    read_ahead = {"jobs": 0}
+    real_read = fetch.Prefetch._read
+
+    def counted_read(self: fetch.Prefetch, *args: Any) -> None:
+        before = self.fetched
+        real_read(self, *args)
+        read_ahead["jobs"] += self.fetched - before
+
+    monkeypatch.setattr(fetch.Prefetch, "_read", counted_read)
+    hgetall = {"n": 0}
+    real_pipeline = wire.pipeline
+
+    def counted_pipeline(client: Any, commands: Any) -> Any:
+        hgetall["n"] += sum(1 for c in commands if c[0] == b"HGETALL")
+        return real_pipeline(client, commands)
+
+    monkeypatch.setattr(wire, "pipeline", counted_pipeline)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
+                             "-q", "-o", "json"])
+    result = json.loads(out.getvalue())
+    assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
+    assert hgetall["n"] == JOBS  # once each, ahead or in place
+    assert read_ahead["jobs"] == JOBS - 25  # every window after the first (nobody else changed the set)
+    db = fixtures.client(framework)
+    waiting = db.lrange(f"rq:queue:{queue}" if framework == "rq" else f"bull:{queue}:wait", 0, -1)
+    assert len(waiting) == len(set(waiting)) == JOBS // 2

@@ -37,3 +37,38 @@ def test_a_value_redis_cannot_take_is_refused_before_anything_is_sent(r: redis.R
     with pytest.raises(TypeError):
         scripts.run(r, "return 1", [], [True])
     assert r.ping()
+
+
+def test_a_window_read_ahead_serves_the_jobs_it_guessed_and_only_those(r: redis.Redis, name: str) -> None:
+    """The next window is read in a thread while the current one is worked on; a guess that went wrong (the
+    set changed meanwhile) costs a read of the jobs it missed, never another job's data."""
+    from qctl.adapters.redis.layouts.fetch import Prefetch
+
+    ids = [f"{i:03d}".encode() for i in range(20)]
+    r.zadd(f"{name}:set", {job_id: i for i, job_id in enumerate(ids)})  # the set the windows come from
+    for job_id in ids:
+        r.hset(f"{name}:job:{job_id.decode()}".encode(), mapping={"id": job_id})
+    ahead = Prefetch(r, lambda job_id: f"{name}:job:".encode() + job_id)
+    ahead.ahead(ids[5:10])
+    assert [fields[b"id"] for fields, _ in ahead.hashes(ids[5:10])] == ids[5:10]
+    assert ahead.fetched == 5
+    reads: list[int] = []
+    real = wire.pipeline
+
+    def counted(client: object, commands: list[tuple[bytes, ...]]) -> list[object]:
+        reads.append(sum(1 for c in commands if c[0] == b"HGETALL"))
+        return real(client, commands)  # type: ignore[arg-type]
+
+    import qctl.adapters.redis.layouts.fetch as fetch_module
+    original = fetch_module.wire.pipeline
+    fetch_module.wire.pipeline = counted  # type: ignore[assignment]
+    try:
+        ahead.ahead(ids[10:15])  # the guess: ranks 10-14 ...
+        r.zrem(f"{name}:set", ids[10], ids[11])  # ... but another client removed two meanwhile,
+        got = ahead.hashes(ids[12:17])  # so the window read next is 12-16
+    finally:
+        fetch_module.wire.pipeline = original  # type: ignore[assignment]
+    assert [fields[b"id"] for fields, _ in got] == ids[12:17]
+    assert reads[-1] == 2  # 15 and 16: the only ones the guess did not hold
+    assert ahead.hashes(ids[0:2]) and ahead.fetched == 10  # nothing left over from the last guess
+    ahead.close()

@@ -204,10 +204,11 @@ class BullMQ(Layout):
 
     def _source(self, address: Address, mode: ReadMode, start: int = 0) -> Source | Chain:
         base = self.base(address.queue)
-        decode = self._decoder(address)
         if address.failed:
-            return SetSource(self, address.name, base + b"failed", mode, decode, self._delete_ops(address.queue),
-                             chunk=CHUNK, start=start)
+            jobs = fetch.Prefetch(self.client, base.__add__)
+            return SetSource(self, address.name, base + b"failed", mode, self._decoder(address, jobs),
+                             self._delete_ops(address.queue), chunk=CHUNK, start=start, prefetch=jobs)
+        decode = self._decoder(address, fetch.Prefetch(self.client, base.__add__))
         return Chain([
             ListSource(self, address.name, base + b"wait", mode, decode, self._delete_ops(address.queue),
                        chunk=CHUNK, end="R", start=start),
@@ -224,11 +225,9 @@ class BullMQ(Layout):
 
         return ops
 
-    def _decoder(self, address: Address) -> sources.Decode:
-        base = self.base(address.queue)
-
+    def _decoder(self, address: Address, prefetched: fetch.Prefetch) -> sources.Decode:
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
-            jobs = fetch.hashes(self.client, [base + job_id for job_id, _, _ in rows])
+            jobs = prefetched.hashes([job_id for job_id, _, _ in rows])
             return [job_message(address.name, address.queue, position, job_id, fields,
                                 score if address.failed else None)
                     for (job_id, position, score), (fields, _) in zip(rows, jobs, strict=True)]

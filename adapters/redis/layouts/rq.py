@@ -216,19 +216,19 @@ class RQ(Layout):
         return int(command(self.client, "LLEN", self.key(address)))
 
     def _source(self, address: Address, mode: ReadMode, start: int = 0) -> Source:
+        jobs = fetch.Prefetch(self.client, self.keys.job, self.keys.results)
         if address.failed:
-            return SetSource(self, address.name, self.key(address), mode, self._decoder(address), self._delete_ops,
-                             chunk=CHUNK, start=start)
-        return ListSource(self, address.name, self.key(address), mode, self._decoder(address), self._delete_ops,
-                          chunk=CHUNK, end="L", start=start)
+            return SetSource(self, address.name, self.key(address), mode, self._decoder(address, jobs),
+                             self._delete_ops, chunk=CHUNK, start=start, prefetch=jobs)
+        return ListSource(self, address.name, self.key(address), mode, self._decoder(address, jobs),
+                          self._delete_ops, chunk=CHUNK, end="L", start=start)
 
     def _delete_ops(self, taken: Taken) -> list[Command]:
         return [("DEL", *self.keys.job_keys(taken.handle))]
 
-    def _decoder(self, address: Address) -> sources.Decode:
+    def _decoder(self, address: Address, prefetched: fetch.Prefetch) -> sources.Decode:
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
-            jobs = fetch.hashes(self.client, [self.keys.job(job_id) for job_id, _, _ in rows],
-                                [self.keys.results(job_id) for job_id, _, _ in rows])
+            jobs = prefetched.hashes([job_id for job_id, _, _ in rows])
             now = time.time()
             found: list[Message | None] = []
             for (job_id, position, score), (fields, result) in zip(rows, jobs, strict=True):

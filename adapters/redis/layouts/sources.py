@@ -27,6 +27,7 @@ from qctl.adapters.redis.errors import translating
 from qctl.adapters.redis.keys import command, score_pairs
 from qctl.adapters.redis.layouts import steps
 from qctl.adapters.redis.layouts.base import Layout
+from qctl.adapters.redis.layouts.fetch import Prefetch
 from qctl.adapters.redis.layouts.steps import Command, Item
 from qctl.adapters.redis.reader import TOMBSTONE_PREFIX
 from qctl.errors import UsageError
@@ -58,8 +59,10 @@ class Source:
     kind = ""
 
     def __init__(self, layout: Layout, queue: str, key: bytes, mode: ReadMode, decode: Decode,
-                 delete_ops: DeleteOps, *, chunk: int, origin: str | None = None, start: int = 0) -> None:
+                 delete_ops: DeleteOps, *, chunk: int, origin: str | None = None, start: int = 0,
+                 prefetch: Prefetch | None = None) -> None:
         self.layout = layout  # only this layout's destinations move from it in one step
+        self.prefetch = prefetch  # the decoder's read-ahead of job hashes (sorted sets of job ids), if any
         self.client: Client = layout.client
         self.where = layout.where
         self.queue = queue
@@ -84,7 +87,8 @@ class Source:
         pass  # read-only until settled: what is kept is where it was
 
     def close(self) -> None:
-        pass
+        if self.prefetch is not None:
+            self.prefetch.close()
 
     def settle(self, taken: Sequence[Taken]) -> list[bool]:
         return self.step(taken, [self.delete_ops(item) if self.mode is ReadMode.DELETE else [] for item in taken])
@@ -115,11 +119,14 @@ class SetSource(Source):
         with translating(self.where):
             while not found and self.read_count < self._total:
                 n = min(limit, self._total - self.read_count)
+                # With a read-ahead, the window after this one too: its members, read before this one's step.
+                following = min(n, self._total - self.read_count - n) if self.prefetch is not None else 0
                 anchor = next((m for m in reversed(self._chunk) if m not in self._removed), b"")
                 start = self._start + len(self._chunk) - len(self._removed)
                 first, reply = scripts.run(self.client, ZSET_WINDOW, [self.key],
-                                           [anchor, start, n, "1" if self.reverse else ""])
+                                           [anchor, start, n + max(0, following), "1" if self.reverse else ""])
                 pairs = score_pairs(reply)
+                pairs, after = pairs[:n], pairs[n:]
                 if not pairs:
                     break
                 self._start, self._chunk, self._removed = int(first), [m for m, _ in pairs], set()
@@ -128,6 +135,8 @@ class SetSource(Source):
                 found = [Taken(message, member) for message, (member, _, _) in zip(self.decode(rows), rows,
                                                                                    strict=True)
                          if message is not None]
+                if self.prefetch is not None and after:  # the next window, while the engine works on this one
+                    self.prefetch.ahead([member for member, _ in after])
         return found
 
     def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
