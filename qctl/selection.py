@@ -43,10 +43,15 @@ class Selection:
         self._compiled: Any = None
         self._parts: frozenset[str] | None = None  # the view's top-level parts it can reach (None: all)
         self._fast: Compiled | None = None  # the same expression as closures, for the common shapes
+        self._builders: list[tuple[str, Any]] = []  # (part, how to build it), when the parts are known
         if expression is not None:
             self._compiled = compile_expression(expression)
             self._parts = reached(self._compiled.parsed)
             self._fast = compile_tree(self._compiled.parsed)
+            if self._parts is not None:
+                dead_fields = dead_letter_fields(self._compiled.parsed)
+                self._builders = [(name, _narrow_dead_letter(dead_fields) if name == "dead_letter" and dead_fields
+                                   is not None else PARTS[name]) for name in sorted(self._parts)]
 
     @property
     def everything(self) -> bool:
@@ -58,9 +63,11 @@ class Selection:
         from jmespath import exceptions
 
         try:
+            seen = {name: build(message) for name, build in self._builders} if self._parts is not None else view(
+                message)
             if self._fast is not None:
-                return truthy(self._fast(view(message, self._parts)))
-            return truthy(self._compiled.search(view(message, self._parts)))
+                return truthy(self._fast(seen))
+            return truthy(self._compiled.search(seen))
         # RecursionError: a deeply nested message; TypeError: what jmespath lets through from Python
         # (contains(body, `1`) is ``1 in str``, body < `1` compares a string with a number).
         except (exceptions.JMESPathError, NotApplicable, RecursionError, TypeError):
@@ -118,6 +125,46 @@ def reached(parsed: Any) -> frozenset[str] | None:
             names.add(str(node.get("value")))
         stack.extend(node.get("children") or ())
     return frozenset(names & VIEW_PARTS)
+
+
+def dead_letter_fields(parsed: Any) -> frozenset[str] | None:
+    """The fields of ``dead_letter`` an expression reads when it reads it only as ``dead_letter.NAME`` (a
+    superset: every such NAME anywhere), or None when it may see the object whole (``dead_letter`` alone,
+    ``dead_letter.*``, a pipe...).  ``contains(dead_letter.reason, 'x')`` needs no ``time`` text: a redrive
+    formats none per job then."""
+    names: set[str] = set()
+    covered: set[int] = set()
+    stack, fields = [parsed], []
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children = node.get("children") or []
+        if node.get("type") == "field" and node.get("value") == "dead_letter":
+            fields.append(node)
+        if (node.get("type") == "subexpression" and len(children) > 1 and _is_field(children[0], "dead_letter")
+                and _is_field(children[1], None)):
+            covered.add(id(children[0]))
+            names.add(str(children[1]["value"]))
+        stack.extend(children)
+    return frozenset(names) if all(id(node) in covered for node in fields) else None
+
+
+def _is_field(node: Any, name: str | None) -> bool:
+    return isinstance(node, dict) and node.get("type") == "field" and (name is None or node.get("value") == name)
+
+
+def _narrow_dead_letter(fields: frozenset[str]) -> Any:
+    """The ``dead_letter`` part with only ``fields`` (each holding what the whole part holds)."""
+    wanted = [name for name in ("reason", "source_queue", "count", "time") if name in fields]
+
+    def part(message: Message) -> dict[str, Any] | None:
+        dead = message.dead_letter
+        if dead is None:
+            return None
+        return {name: iso(dead.time) if name == "time" else getattr(dead, name) for name in wanted}
+
+    return part
 
 
 def _dead_letter(message: Message) -> dict[str, Any] | None:

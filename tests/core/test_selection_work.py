@@ -66,3 +66,37 @@ def test_a_dead_letter_filter_converts_no_header_or_property(monkeypatch: pytest
     everything = Selection("length(keys(@)) > `0`")
     assert all(everything(m) for m in MESSAGES)
     assert calls["message_to_json"] == len(MESSAGES)
+
+
+@pytest.mark.parametrize("expression", [
+    "contains(dead_letter.reason, 'Timeout')", "dead_letter.time > '2026'", "dead_letter.count == `1`",
+    "dead_letter.source_queue == 'q' && dead_letter.reason", "dead_letter", "dead_letter.*", "dead_letter | time",
+    "length(dead_letter) > `2`", "dead_letter.reason.x", "dead_letter.nothing"])
+def test_a_narrowed_dead_letter_selects_what_the_whole_view_selects(expression: str) -> None:
+    import jmespath
+
+    where = Selection(expression)
+    compiled = jmespath.compile(expression)
+    for message in MESSAGES:
+        try:
+            expected = selection.truthy(compiled.search(view(message)))
+        except jmespath.exceptions.JMESPathError:
+            expected = False
+        assert where(message) == expected, message
+
+
+def test_a_dead_letter_reason_filter_formats_no_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dead_letter.reason`` is all it reads: no ISO text of the failure time per message (a redrive of
+    500,000 jobs formatted 500,000 of them); ``dead_letter.time`` still gets it."""
+    formatted = {"n": 0}
+    real = codec.iso
+
+    def counting(moment: Any) -> Any:
+        formatted["n"] += 1
+        return real(moment)
+
+    monkeypatch.setattr(selection, "iso", counting)
+    assert Selection("contains(dead_letter.reason, 'Timeout')")(MESSAGES[0]) is True
+    assert formatted["n"] == 0
+    assert Selection("dead_letter.time > '2026'")(MESSAGES[0]) is True
+    assert formatted["n"] == 1

@@ -97,6 +97,10 @@ class Address:
 class Sidekiq(Layout):
     name = "sidekiq"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parsed: dict[bytes, Any] = {}  # the last chunk's jobs, parsed, by their exact JSON
+
     def address(self, queue: str) -> Address:
         queue = self.dead_name(queue, ":dead")
         if queue in SETS:
@@ -199,8 +203,12 @@ class Sidekiq(Layout):
     def _decoder(self, address: Address) -> sources.Decode:
         def decode(rows: Sequence[tuple[bytes, str, float | None]]) -> list[Message | None]:
             found: list[Message | None] = []
+            # The jobs of the last chunk read, parsed: a retry of one of them builds on it instead of parsing
+            # its JSON again (a member is the job's exact JSON, and the step checks it is still there).
+            self.parsed = parsed = {raw: loads(raw) for raw, _, _ in rows}
             for raw, position, score in rows:
-                message = job_message(address.name, position, raw, score, in_set=address.set is not None)
+                message = job_message(address.name, position, raw, score, in_set=address.set is not None,
+                                      job=parsed[raw])
                 if address.only is not None and (message.dead_letter is None
                                                  or message.dead_letter.source_queue != address.only):
                     found.append(None)
@@ -293,8 +301,9 @@ class QueueDestination:
         name = key_bytes(self.queue)
         if isinstance(reader, SetSource):
             now = time.time()
-            jobs = [retried(loads(t.handle), self.queue, now, outgoing_count(m))
-                    for t, m in zip(taken, outgoing, strict=True)]
+            parsed = self.layout.parsed
+            jobs = [retried(parsed[t.handle] if t.handle in parsed else loads(t.handle), self.queue, now,
+                            outgoing_count(m)) for t, m in zip(taken, outgoing, strict=True)]
             bad = sum(1 for job in jobs if job is None)
             if bad:
                 self.layout.notices.append(f"{bad} job(s) are not Sidekiq jobs Sidekiq::Client.push would take "
@@ -370,9 +379,14 @@ def _score(message: Message) -> float | None:
 
 # --- jobs ---------------------------------------------------------------------------------------------
 
-def job_message(queue: str, position: str, raw: bytes, score: float | None, *, in_set: bool) -> Message:
-    """A Sidekiq job as a Message: the JSON as body, what it says decoded."""
-    job = loads(raw)
+_UNPARSED: Any = object()
+
+
+def job_message(queue: str, position: str, raw: bytes, score: float | None, *, in_set: bool,
+                job: Any = _UNPARSED) -> Message:
+    """A Sidekiq job as a Message: the JSON as body, what it says decoded (``job``: ``raw`` already parsed)."""
+    if job is _UNPARSED:
+        job = loads(raw)
     properties: dict[str, Any] = {}
     dead: DeadLetter | None = None
     timestamp = None
