@@ -57,8 +57,8 @@ class Prefetch:
     current one (before its step), and stays the same members when the step removes members of the current
     window (they rank before it).  :meth:`hashes` takes what the thread read for the members asked for and
     reads the rest itself, so a guess gone wrong (another client changed the set) costs a read, never a
-    wrong job.  Reads only; a failed
-    prefetch is dropped, and the read that needs it then fails in the caller's thread, translated there."""
+    wrong job.  Reads only; a failed prefetch is dropped, and the read that needs it then fails in the
+    caller's thread, translated there."""
 
     def __init__(self, client: Client, job_key: Callable[[bytes], bytes],
                  stream_key: Callable[[bytes], bytes] | None = None) -> None:
