@@ -27,7 +27,15 @@ class NotApplicable(Exception):
 
 
 def compile_tree(node: Any) -> Compiled | None:
-    """Closures for a jmespath parsed tree, or None when it uses anything outside the subset."""
+    """Closures for a jmespath parsed tree, or None when it uses anything outside the subset (or is nested
+    too deeply to compile: ``!!!!...x`` that jmespath's parser took; jmespath then evaluates it)."""
+    try:
+        return _compiled(node)
+    except RecursionError:
+        return None
+
+
+def _compiled(node: Any) -> Compiled | None:
     if not isinstance(node, dict):
         return None
     build = _BUILDERS.get(str(node.get("type")))
@@ -35,7 +43,7 @@ def compile_tree(node: Any) -> Compiled | None:
 
 
 def _children(node: dict[str, Any]) -> list[Compiled] | None:
-    compiled = [compile_tree(child) for child in node.get("children") or ()]
+    compiled = [_compiled(child) for child in node.get("children") or ()]
     return None if any(c is None for c in compiled) else compiled  # type: ignore[return-value]
 
 

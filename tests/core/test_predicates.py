@@ -114,3 +114,19 @@ def test_a_type_error_jmespath_lets_through_is_not_applicable() -> None:
         where = Selection(expression)
         assert where(Message(queue="q", position="0", body=b"text")) is False
         assert where.not_applicable == 1
+
+
+def test_an_expression_nested_too_deeply_to_compile_is_left_to_jmespath() -> None:
+    """jmespath's parser takes a few hundred nested '!'; compiling them into closures would overflow the
+    stack: then jmespath evaluates it (and a too-deep evaluation is a message not applied to, not a crash)."""
+    import sys
+
+    depth = sys.getrecursionlimit() // 3 + 10
+    expression = "!" * depth + "queue"
+    try:
+        parsed = jmespath.compile(expression).parsed
+    except RecursionError:
+        pytest.skip("this jmespath's parser cannot take it either")
+    assert compile_tree(parsed) is None
+    where = Selection(expression)
+    where(Message(queue="q", position="0", body=b""))  # selects or not; never raises
