@@ -547,18 +547,15 @@ def report(results: list[Case], count: int, runs: int, loads: list[tuple[str, st
     return "\n".join(lines)
 
 
+# The peers and floors this script runs as processes of their own (timed whole, like qctl): name -> function.
+HELPERS: dict[str, Callable[..., None]] = {
+    "peer-redis-dump": peer_redis_dump, "peer-redis-restore": peer_redis_restore,
+    "floor-kafka-dump": floor_kafka_dump, "floor-kafka-restore": floor_kafka_restore}
+
+
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "peer-redis-dump":
-        peer_redis_dump(*sys.argv[2:5])
-        return 0
-    if len(sys.argv) > 1 and sys.argv[1] == "peer-redis-restore":
-        peer_redis_restore(*sys.argv[2:5])
-        return 0
-    if len(sys.argv) > 1 and sys.argv[1] == "floor-kafka-dump":
-        floor_kafka_dump(*sys.argv[2:6])
-        return 0
-    if len(sys.argv) > 1 and sys.argv[1] == "floor-kafka-restore":
-        floor_kafka_restore(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] in HELPERS:
+        HELPERS[sys.argv[1]](*sys.argv[2:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)

@@ -32,6 +32,16 @@ def _build(framework: str, queue: str) -> None:
         fixtures.bullmq_bulk_failed(queue, half, error_name="TypeError")
 
 
+def _redrive_the_timeouts(framework: str, queue: str) -> None:
+    """``qctl redrive Q:failed --where <the TimeoutError half>`` in this process: half moved, half kept."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
+                             "-q", "-o", "json"])
+    result = json.loads(out.getvalue())
+    assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
+
+
 @pytest.mark.parametrize(("framework", "step_args"), [("rq", 22), ("bullmq", 24)])
 def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
         frameworks_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, framework: str, step_args: int) -> None:
@@ -58,12 +68,7 @@ def test_a_filtered_redrive_does_a_bounded_amount_of_work_per_job(
         return real_pipeline(client, commands)
 
     monkeypatch.setattr(wire, "pipeline", counted_pipeline)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
-                             "-q", "-o", "json"])
-    result = json.loads(out.getvalue())
-    assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
+    _redrive_the_timeouts(framework, queue)
     # A few round trips per chunk, not per job: read a window, fetch its jobs in one pipeline, one step.
     assert len(calls) <= 8, calls
     # The jobs are read with plain commands parsed by hiredis, one HGETALL each (and RQ's newest result),
@@ -114,12 +119,7 @@ def test_windows_are_read_ahead_and_no_job_is_read_twice(
         return real_pipeline(client, commands)
 
     monkeypatch.setattr(wire, "pipeline", counted_pipeline)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = run_app(app, ["redrive", "-u", layout_url(framework), f"{queue}:failed", "--where", WHERE,
-                             "-q", "-o", "json"])
-    result = json.loads(out.getvalue())
-    assert code == 0 and (result["moved"], result["skipped"], result["failed"]) == (JOBS // 2, JOBS // 2, 0)
+    _redrive_the_timeouts(framework, queue)
     assert hgetall["n"] == JOBS  # once each, ahead or in place
     assert read_ahead["jobs"] == JOBS - 25  # every window after the first (nobody else changed the set)
     db = fixtures.client(framework)
