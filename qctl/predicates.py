@@ -118,30 +118,19 @@ def _is_false(value: Any) -> bool:
     return value == "" or value == [] or value == {} or value is None or value is False
 
 
-def _and(node: dict[str, Any]) -> Compiled | None:
+def _junction(node: dict[str, Any], *, both: bool) -> Compiled | None:
+    """``a && b`` (``both``: the left when it is false, else the right) or ``a || b`` (the left when it is
+    true, else the right), as jmespath evaluates them."""
     sides = _children(node)
     if sides is None or len(sides) != 2:
         return None
     left, right = sides
 
-    def both(value: Any) -> Any:
+    def junction(value: Any) -> Any:
         matched = left(value)
-        return matched if _is_false(matched) else right(value)
+        return matched if _is_false(matched) is both else right(value)
 
-    return both
-
-
-def _or(node: dict[str, Any]) -> Compiled | None:
-    sides = _children(node)
-    if sides is None or len(sides) != 2:
-        return None
-    left, right = sides
-
-    def either(value: Any) -> Any:
-        matched = left(value)
-        return right(value) if _is_false(matched) else matched
-
-    return either
+    return junction
 
 
 def _not(node: dict[str, Any]) -> Compiled | None:
@@ -195,4 +184,5 @@ def _function(node: dict[str, Any]) -> Compiled | None:
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Compiled | None]] = {
     "field": _field, "subexpression": _subexpression, "literal": _literal, "comparator": _comparator,
-    "and_expression": _and, "or_expression": _or, "not_expression": _not, "function_expression": _function}
+    "and_expression": lambda node: _junction(node, both=True),
+    "or_expression": lambda node: _junction(node, both=False), "not_expression": _not, "function_expression": _function}

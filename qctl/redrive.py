@@ -85,6 +85,29 @@ def count_headers(raw: Any) -> dict[str, Any]:
     return {REDRIVE_COUNT_HEADER: count} if count >= 0 else {}
 
 
+def stored_count(record: Mapping[Any, Any]) -> dict[str, Any]:
+    """The headers of a record that keeps the count in a field of its own (a job hash, str or bytes keys,
+    or a job's JSON object): ``{}`` when it has none."""
+    raw = record.get(REDRIVE_COUNT_FIELD)
+    return count_headers(raw if raw is not None else record.get(_COUNT_FIELD_BYTES))
+
+
+def count_entry(message: Message) -> dict[str, int]:
+    """What to put into a JSON record (a Sidekiq job) for the message's count: ``{}`` when it carries none."""
+    count = outgoing_count(message)
+    return {} if count is None else {REDRIVE_COUNT_FIELD: count}
+
+
+def count_pair(message: Message) -> tuple[bytes, ...]:
+    """The field and value to HSET into a job hash for the message's count: ``()`` when it carries none."""
+    count = outgoing_count(message)
+    return () if count is None else (_COUNT_FIELD_BYTES, str(count).encode())
+
+
+_COUNT_FIELD_BYTES = REDRIVE_COUNT_FIELD.encode()
+COUNT_FIELD_NAMES = frozenset({REDRIVE_COUNT_FIELD, _COUNT_FIELD_BYTES})  # a record's fields that are the count
+
+
 def outgoing_count(message: Message) -> int | None:
     """The redrive count to store with a message: its header (a redrive has bumped it), else None."""
     return redrive_count(message) if REDRIVE_COUNT_HEADER in message.headers else None

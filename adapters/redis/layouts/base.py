@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import fnmatch
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -155,7 +155,7 @@ def row(queue: str, kind: str, depth: int | None, **fields: Any) -> QueueStats:
     return QueueStats(backend=BACKEND, queue=queue, type=kind, depth=depth, **fields)
 
 
-def json_safe(fields: dict[bytes, bytes], skip: Sequence[bytes] = ()) -> dict[str, Any]:
+def json_safe(fields: dict[bytes, bytes], skip: Container[Any] = ()) -> dict[str, Any]:
     """A hash's fields as JSON values, as :func:`qctl.codec.header_value` writes them (text, or
     ``{"$base64": ...}`` for bytes that are not UTF-8), without its per-value dispatch: this runs for every
     field of every job a pass reads."""

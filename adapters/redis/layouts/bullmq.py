@@ -23,9 +23,9 @@ its parent's dependencies, and the ``waiting`` event bull-board and
 QueueEvents listen for.  ``--to`` another queue moves the job there (a free
 id there, the same keys, a ``removed`` event here).  The version comes from
 ``meta``'s ``version`` field.  qctl's redrive count lives in the job hash
-(``qctl.redrive.REDRIVE_COUNT_FIELD``: BullMQ's scripts set and delete only the fields they
+(written by ``qctl.redrive.count_pair``: BullMQ's scripts set and delete only the fields they
 name) and reads back as the redrive count
-(:func:`qctl.redrive.count_headers`).
+(:func:`qctl.redrive.stored_count`).
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported, UsageError
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
-from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
-from qctl.redrive import count_headers, other_headers, outgoing_count
+from qctl.redrive import COUNT_FIELD_NAMES, count_pair, other_headers, stored_count
 
 CHUNK = 300  # jobs per step: reprocessJob is about ten commands a job
 SUFFIXES = (b"meta", b"id")  # keys every BullMQ queue has (Queue writes meta, adding a job the id counter)
@@ -64,8 +63,7 @@ STORED = (b"name", b"opts", b"timestamp", b"delay", b"priority")  # storeJob's f
 RECORD = "bullmq"  # the property that holds the job hash's other fields, as stored: only a BullMQ job has it
 PROPERTIES = frozenset({"job_id", "queue", "task", RECORD, "score", "missing"})  # what peek shows
 FOREIGN_KEPT = frozenset({"job_id", "task"})  # another message's id and task name become the job's id and name
-COUNT = COUNT_FIELD.encode()
-NOT_RECORDED = (b"data", COUNT)  # hash fields that are not in properties.bullmq: the body, and the header
+NOT_RECORDED = (b"data", *COUNT_FIELD_NAMES)  # hash fields not in properties.bullmq: the body, the count
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,9 +338,8 @@ class BullDestination:
         fields.setdefault(b"delay", b"0")
         fields.setdefault(b"priority", b"0")
         fields[b"data"] = message.body
-        count = outgoing_count(message)
-        if count is not None:
-            fields[COUNT] = str(count).encode()
+        if counted := count_pair(message):
+            fields[counted[0]] = counted[1]
         job_id = message.properties.get("job_id")
         score = message.properties.get("score") if self.address.failed else None
         if self.address.failed and not isinstance(score, (int, float)):
@@ -362,7 +359,7 @@ class BullDestination:
         ops: list[list[Command]] = []
         extra: list[list[Command]] = []
         for item, message in zip(taken, outgoing, strict=True):
-            count = outgoing_count(message)
+            counted = count_pair(message)
             from_queue = str(item.message.properties.get("queue") or "")
             from_base = self.layout.base(from_queue)
             stored = item.message.properties.get(RECORD) or {}
@@ -373,10 +370,10 @@ class BullDestination:
             extra.append([("E", from_base + item.handle)])
             if from_queue == self.address.queue and prev == "failed":
                 ops.append([("@bretry", self.base, item.handle, cmd, mode, priority or 0, prev),
-                            *([("HSET", self.base + item.handle, COUNT, count)] if count is not None else [])])
+                            *([("HSET", self.base + item.handle, *counted)] if counted else [])])
             else:
                 ops.append([("@bmove", from_base, item.handle, self.base, cmd, mode, priority or 0, prev,
-                             "" if count is None else count)])
+                             *(counted or (b"", b"")))])
         return reader.step(taken, ops, extra)
 
 
@@ -397,7 +394,7 @@ def job_message(name: str, queue: str, position: str, job_id: bytes, fields: dic
         dead = DeadLetter(reason=error_line(fields.get(b"stacktrace"), reason), source_queue=queue, count=attempts,
                           time=epoch(number(fields.get(b"finishedOn")), ms=True))
     return Message(queue=name, position=position, body=fields.get(b"data", b""),
-                   headers=count_headers(fields.get(COUNT)), properties=properties,
+                   headers=stored_count(fields), properties=properties,
                    timestamp=epoch(number(fields.get(b"timestamp")), ms=True), delivery_count=attempts,
                    dead_letter=dead)
 

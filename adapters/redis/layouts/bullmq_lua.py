@@ -8,7 +8,6 @@ queue's jobs go to the legacy ``paused`` list), ``6`` (they stay in ``wait``) or
 a job with a priority goes to ``prioritized``, as ``reprocessJob-9`` does).
 """
 
-from qctl.redrive import REDRIVE_COUNT_FIELD
 
 MACROS = """
 local function bull_target(base, mode)
@@ -75,13 +74,14 @@ macros['@bretry'] = function(a, b)
   bull_event(base, 'event', 'waiting', 'jobId', id, 'prev', prev)
 end
 
--- @bmove from id to cmd mode priority prev count: the job (not in a flow) into another queue, retried there;
--- count ('' for none) is qctl's redrive count ($COUNT_FIELD, qctl.redrive), set once the job has its id there
+-- @bmove from id to cmd mode priority prev field count: the job (not in a flow) into another queue, retried
+-- there; field and count ('' for none) are qctl's redrive count (qctl.redrive.count_pair), set once the job
+-- has its id there
 macros['@bmove'] = function(a, b)
-  local from, id, to, prev, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7]
+  local from, id, to, prev, field, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local new = bull_id(to, id)
   redis.call('RENAME', from .. id, to .. new)
-  if count ~= '' then redis.call('HSET', to .. new, '$COUNT_FIELD', count) end
+  if field ~= '' then redis.call('HSET', to .. new, field, count) end
   if redis.call('EXISTS', from .. id .. ':logs') == 1 then
     redis.call('RENAME', from .. id .. ':logs', to .. new .. ':logs')
   end
@@ -133,4 +133,4 @@ macros['@bdel'] = function(a, b)
   redis.call('DEL', job, job .. ':logs', job .. ':dependencies', job .. ':processed', job .. ':failed',
     job .. ':unsuccessful')
 end
-""".replace("$COUNT_FIELD", REDRIVE_COUNT_FIELD)
+"""

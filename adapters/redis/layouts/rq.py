@@ -21,9 +21,9 @@ enqueued_at <now> exc_info <zlib('')> origin <queue>``, ``HSETNX timeout
 id.  No ``SADD rq:queues`` (requeue does not either).  Registry entries past
 their expiry are left for RQ's own cleanup; jobs whose hash is gone, and
 rate-limited jobs (RQ re-acquires their capacity itself), are left in place
-and reported.  qctl's redrive count lives in the job hash (``qctl.redrive.REDRIVE_COUNT_FIELD``,
+and reported.  qctl's redrive count lives in the job hash (written by ``qctl.redrive.count_pair``,
 which RQ's ``Job.save``, an ``HSET``, leaves alone) and reads back as the
-redrive count (:func:`qctl.redrive.count_headers`), so ``--max-redrives`` works across RQ's own
+redrive count (:func:`qctl.redrive.stored_count`), so ``--max-redrives`` works across RQ's own
 failures.
 """
 
@@ -59,8 +59,7 @@ from qctl.codec import header_bytes
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
-from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
-from qctl.redrive import count_headers, other_headers, outgoing_count
+from qctl.redrive import COUNT_FIELD_NAMES, count_pair, other_headers, stored_count
 
 CHUNK = 500
 FOREIGN_KEPT = frozenset({"job_id"})
@@ -69,8 +68,7 @@ PROPERTIES = frozenset({"job_id", "task", "args", RECORD, "last_result", "score"
 EMPTY_EXC_INFO = zlib.compress(b"")  # what requeue writes: '' is not None (rq/job.py to_dict)
 DEFAULT_TIMEOUT = b"180"  # Queue.DEFAULT_TIMEOUT, set by _prepare_for_queue when the job has none
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-COUNT = COUNT_FIELD.encode()
-NOT_RECORDED = (b"data", COUNT)  # hash fields that are not in properties.rq: the body, and the header
+NOT_RECORDED = (b"data", *COUNT_FIELD_NAMES)  # hash fields that are not in properties.rq: the body, the count
 FIELD_ORDER = (b"created_at", b"success_callback_name", b"failure_callback_name", b"stopped_callback_name",
                b"started_at", b"ended_at", b"last_heartbeat", b"worker_name", b"group_id")
 
@@ -340,9 +338,8 @@ class RQDestination:
             fields.setdefault(name, now if name == b"created_at" else b"")
         fields[b"data"] = zlib.compress(message.body)
         fields[b"origin"] = key_bytes(self.address.queue)
-        count = outgoing_count(message)
-        if count is not None:
-            fields[COUNT] = str(count).encode()
+        if counted := count_pair(message):
+            fields[counted[0]] = counted[1]
         ops: list[Command] = []
         if self.address.failed:
             fields[b"status"] = b"failed"
@@ -374,7 +371,8 @@ class RQDestination:
             now = rq_now()
             ops = [self._requeue_ops(t, m, target, queue_key, now) for t, m in zip(taken, outgoing, strict=True)]
         else:
-            ops = [[("HSET", self.keys.job(t.handle), b"origin", target, *_count(m)), ("RPUSH", queue_key, t.handle)]
+            ops = [[("HSET", self.keys.job(t.handle), b"origin", target, *count_pair(m)),
+                    ("RPUSH", queue_key, t.handle)]
                    for t, m in zip(taken, outgoing, strict=True)]
         return reader.step(taken, ops, [[("E", self.keys.job(t.handle))] for t in taken])
 
@@ -385,13 +383,8 @@ class RQDestination:
         stored = taken.message.properties.get(RECORD)
         ttl = number(stored.get("ttl")) if isinstance(stored, dict) else None
         return [("@rqrequeue", self.keys.job(taken.handle), queue_key, taken.handle, now, target,
-                 ttl if ttl is not None and ttl > 0 else b"", *_count(outgoing))]
+                 ttl if ttl is not None and ttl > 0 else b"", *count_pair(outgoing))]
 
-
-def _count(message: Message) -> tuple[bytes, ...]:
-    """The HSET field and value of the message's redrive count, when it has one."""
-    count = outgoing_count(message)
-    return () if count is None else (COUNT, str(count).encode())
 
 
 def _alive(client: Any, workers: list[bytes]) -> list[bytes]:
@@ -444,7 +437,7 @@ def job_message(queue: str, position: str, job_id: bytes, fields: dict[bytes, by
         dead = DeadLetter(reason=error_line(result_fields.get(b"exc_string")),
                           source_queue=text(fields.get(b"origin")) or registry, count=None,
                           time=rq_time(fields.get(b"ended_at")))
-    return Message(queue=queue, position=position, body=body, headers=count_headers(fields.get(COUNT)),
+    return Message(queue=queue, position=position, body=body, headers=stored_count(fields),
                    properties=properties,
                    timestamp=rq_time(fields.get(b"enqueued_at")) or rq_time(fields.get(b"created_at")),
                    dead_letter=dead)

@@ -15,9 +15,9 @@ Redrive from a set is ``SortedEntry#retry`` (docs/internals/job-frameworks.md
 JSON written by Python as Ruby's ``JSON.generate`` would.  Timestamps keep
 the job's own unit: an integer ``created_at`` is Sidekiq 8's milliseconds, a
 float 6/7's seconds.  Client middleware does not run.  qctl's redrive count
-is a key of the job's JSON (``qctl.redrive.REDRIVE_COUNT_FIELD``: Sidekiq keeps keys it does
+is a key of the job's JSON (written by ``qctl.redrive.count_entry``: Sidekiq keeps keys it does
 not know through its retries and the dead set) and reads back as the
-redrive count (:func:`qctl.redrive.count_headers`); an element that is not a job has no place
+redrive count (:func:`qctl.redrive.stored_count`); an element that is not a job has no place
 for it (a notice says so).
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,7 @@ from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
-from qctl.redrive import REDRIVE_COUNT_FIELD as COUNT_FIELD
-from qctl.redrive import count_headers, other_headers, outgoing_count
+from qctl.redrive import count_entry, other_headers, stored_count
 
 SETS = ("dead", "retry")
 QUEUES = b"queues"
@@ -303,7 +302,7 @@ class QueueDestination:
             now = time.time()
             parsed = self.layout.parsed
             jobs = [retried(parsed[t.handle] if t.handle in parsed else loads(t.handle), self.queue, now,
-                            outgoing_count(m)) for t, m in zip(taken, outgoing, strict=True)]
+                            count_entry(m)) for t, m in zip(taken, outgoing, strict=True)]
             bad = sum(1 for job in jobs if job is None)
             if bad:
                 self.layout.notices.append(f"{bad} job(s) are not Sidekiq jobs Sidekiq::Client.push would take "
@@ -358,16 +357,16 @@ def stamped(layout: Sidekiq, message: Message, queue: str | None = None) -> byte
     and the message's redrive count; byte for byte when neither changes.  Not a job: as it is, and a notice when
     a redrive count had no place in it."""
     job = loads(message.body)
-    count = outgoing_count(message)
+    counted = count_entry(message)
     if not isinstance(job, dict):
-        if count is not None and UNCOUNTED not in layout.notices:
+        if counted and UNCOUNTED not in layout.notices:
             layout.notices.append(UNCOUNTED)
         return message.body
     changed = queue is not None and "queue" in job and job["queue"] != queue
     if changed:
         job["queue"] = queue
-    if count is not None and job.get(COUNT_FIELD) != count:
-        job[COUNT_FIELD] = count
+    if any(job.get(name) != value for name, value in counted.items()):
+        job.update(counted)
         changed = True
     return ruby_json(job) if changed else message.body
 
@@ -410,7 +409,7 @@ def job_message(queue: str, position: str, raw: bytes, score: float | None, *, i
     if score is not None:
         properties["score"] = int(score) if float(score).is_integer() else score
     return Message(queue=queue, position=position, body=raw,
-                   headers=count_headers(job.get(COUNT_FIELD)) if isinstance(job, dict) else {},
+                   headers=stored_count(job) if isinstance(job, dict) else {},
                    properties=properties, timestamp=timestamp, delivery_count=count, dead_letter=dead)
 
 
@@ -425,9 +424,9 @@ def _enqueued(job: dict[str, Any]) -> Any:
     return _time(job, job.get("enqueued_at")) or _time(job, job.get("created_at"))
 
 
-def retried(job: Any, queue: str, now: float, count: int | None = None) -> bytes | None:
-    """The JSON ``SortedEntry#retry`` pushes for ``job`` (into ``queue``), with qctl's redrive ``count`` when
-    given, or None if Sidekiq would refuse it."""
+def retried(job: Any, queue: str, now: float, counted: Mapping[str, Any] | None = None) -> bytes | None:
+    """The JSON ``SortedEntry#retry`` pushes for ``job`` (into ``queue``), with qctl's redrive count
+    (``counted``: :func:`qctl.redrive.count_entry`), or None if Sidekiq would refuse it."""
     if not (isinstance(job, dict) and isinstance(job.get("class"), str) and isinstance(job.get("args"), list)
             and "at" not in job and (job.get("tags") is None or isinstance(job.get("tags"), list)) and queue):
         return None
@@ -446,6 +445,5 @@ def retried(job: Any, queue: str, now: float, count: int | None = None) -> bytes
     if not item.get("created_at"):
         item["created_at"] = stamp
     item["enqueued_at"] = stamp
-    if count is not None:
-        item[COUNT_FIELD] = count
+    item.update(counted or {})
     return ruby_json(item)
