@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from qctl.codec import BadRow, backup_line, message_from_json
+from qctl.codec import BadRow, backup_line, message_from_json, parse_each
 from qctl.errors import LocalFileError
 from qctl.models import Message
 from qctl.primitives import Carries, Sync, Taken, sync_confirmed
@@ -136,7 +135,6 @@ class BackupFile:
         self.version = 1
         self.header: dict[str, Any] = {}
         self.array = False  # `peek -o json` output: "[", one row per line with trailing commas, "]"
-        self._nonce = secrets.randbits(62)  # see _joined
         try:
             with open(path, "rb") as file:
                 first = _first_line(file)
@@ -172,7 +170,7 @@ class BackupFile:
     def messages(self, skip: int = 0) -> Iterator[tuple[int, Message]]:
         """(line number, message) after the first ``skip`` messages; a bad line raises LocalFileError.
 
-        Lines are parsed a batch at a time (:func:`_joined`); at most one batch is held."""
+        Lines are parsed a batch at a time (:func:`qctl.codec.parse_each`); at most one batch is held."""
         seen = 0
         batch: list[tuple[int, str]] = []
         for number, text in self.lines():
@@ -186,7 +184,7 @@ class BackupFile:
         yield from self._batch(batch)
 
     def _batch(self, batch: list[tuple[int, str]]) -> Iterator[tuple[int, Message]]:
-        rows = _joined(batch, self._nonce)
+        rows = parse_each([text for _, text in batch])
         if rows is None:  # some line is not one JSON value: parse them one by one, to name the bad one
             for number, text in batch:
                 yield number, self._parse(number, text)
@@ -220,30 +218,6 @@ class BackupFile:
         except RecursionError:
             raise LocalFileError(f"{str(self.path)!r} line {number}: nested too deeply; nothing was restored"
                                  ) from None
-
-
-def _joined(batch: list[tuple[int, str]], nonce: int) -> list[Any] | None:
-    """The JSON values of ``batch``'s lines from one parse of them all, or None to read them one by one.
-
-    One ``json.loads`` of a thousand lines costs about a third of a thousand calls (the per-call work,
-    and the decoder's key memo, are shared).  Each line is wrapped as ``[nonce, line]`` with a random
-    ``nonce`` the file cannot know, so a line that is not exactly one value (``{..}, {..}``, or half a value
-    that the next line completes) cannot pass: every element must be one wrapper, in order."""
-    if not batch:
-        return []
-    head = f"[{nonce},"
-    try:
-        values = json.loads("[" + ",".join(head + text + "]" for _, text in batch) + "]")
-    except (ValueError, RecursionError):
-        return None
-    if type(values) is not list or len(values) != len(batch):
-        return None
-    rows = []
-    for value in values:
-        if type(value) is not list or len(value) != 2 or type(value[0]) is not int or value[0] != nonce:
-            return None
-        rows.append(value[1])
-    return rows
 
 
 def _first_line(file: IO[bytes]) -> str:

@@ -40,6 +40,7 @@ REDRIVE_COUNT_FIELD = "qctl_redrive_count"
 NOT_SELECTED = "not selected by --where"
 # Kept for these reasons is the operator's choice; any other reason makes the run partial (exit 6).
 CHOSEN_REASONS = frozenset({NOT_SELECTED})
+UNSELECTED = Keep(NOT_SELECTED)  # one decision for every message --where passes over (half a pass, often)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,7 +170,7 @@ class RedriveRules:
     def __call__(self, message: Message) -> Decision:
         request = self.request
         if not request.where(message):
-            return Keep(NOT_SELECTED)
+            return UNSELECTED
         if request.max_redrives is not None and redrive_count(message) >= request.max_redrives:
             return Keep(f"already redriven {request.max_redrives} time(s) or more (--max-redrives)")
         target = (request.to or (message.dead_letter.source_queue if message.dead_letter else None) or self.origin
@@ -194,7 +195,7 @@ class MoveRules:
 
     def __call__(self, message: Message) -> Decision:
         if not self.where(message):
-            return Keep(NOT_SELECTED)
+            return UNSELECTED
         return Send(self.dest, message)
 
 

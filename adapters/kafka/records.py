@@ -10,13 +10,12 @@ and ``-original-timestamp`` (8-byte longs), ``-exception-message`` and
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from qctl.codec import header_value
-from qctl.models import DeadLetter, Message
+from qctl.models import DeadLetter, Message, new_dead_letter, new_message
 
 SPRING_TOPIC = "kafka_dlt-original-topic"
 SPRING_MESSAGE = "kafka_dlt-exception-message"
@@ -57,52 +56,9 @@ def to_message(record: Any) -> Message:
         headers = dict(pairs)  # every message its own dict: a caller may change it
     else:
         pairs, headers, dead = (), {}, None
-    return _message(record.topic(), f"{partition}:{offset}", value if value is not None else b"", partition, offset,
-                    record.key(), headers, pairs, stamp, dead)
+    return new_message(record.topic(), f"{partition}:{offset}", value if value is not None else b"", partition,
+                       offset, record.key(), headers, pairs, {}, stamp, None, None, dead)
 
-
-def _message_maker() -> Callable[..., Message]:
-    """``Message(queue=..., ..., dead_letter=...)`` of a Kafka record, its other fields at their defaults,
-    without the dataclass's ``__init__``: a frozen dataclass sets each of its 13 fields through
-    ``object.__setattr__`` from a call by keyword, about 1 us of a peek row's ~9; the slots' own setters
-    take a third of that.  Made once, from the class's fields: a field added to Message, or one without a
-    plain default, and this is the dataclass's constructor again."""
-    given = ("queue", "position", "body", "partition", "offset", "key", "headers", "header_pairs", "timestamp",
-             "dead_letter")
-    fields = {field.name: field for field in dataclasses.fields(Message)}
-    rest = {"properties": dict, "redelivered": None, "delivery_count": None}  # what Message defaults them to
-    plain = all(field.default_factory is dict if rest[name] is dict else field.default is rest[name]
-                for name, field in fields.items() if name in rest)
-    if set(fields) != {*given, *rest} or not plain or hasattr(Message, "__post_init__"):
-        return lambda *values: Message(**dict(zip(given, values, strict=True)))
-    new = object.__new__
-    set_queue, set_position, set_body, set_partition, set_offset, set_key, set_headers, set_pairs, set_time, \
-        set_dead = (getattr(Message, name).__set__ for name in given)
-    set_properties, set_redelivered, set_count = (getattr(Message, name).__set__ for name in rest)
-
-    def make(queue: str, position: str, body: bytes, partition: int, offset: int, key: bytes | None,
-             headers: dict[str, Any], pairs: tuple[tuple[str, Any], ...], stamp: datetime | None,
-             dead: DeadLetter | None) -> Message:
-        message = new(Message)
-        set_queue(message, queue)
-        set_position(message, position)
-        set_body(message, body)
-        set_partition(message, partition)
-        set_offset(message, offset)
-        set_key(message, key)
-        set_headers(message, headers)
-        set_pairs(message, pairs)
-        set_properties(message, {})
-        set_time(message, stamp)
-        set_redelivered(message, None)
-        set_count(message, None)
-        set_dead(message, dead)
-        return message
-
-    return make
-
-
-_message = _message_maker()
 
 _DEAD_LETTER_HEADERS = frozenset({SPRING_TOPIC, CONNECT_TOPIC, SPRING_MESSAGE, CONNECT_MESSAGE, SPRING_FQCN,
                                   CONNECT_CLASS})
@@ -145,7 +101,7 @@ def _dead_letter(source: str | None, reason: str | None, stamp: datetime | None)
     if last[0] is source and last[1] is reason and last[2] is stamp and last[3] is not None:
         return last[3]
     # The dead-letter record is written when the failure happened: its own timestamp is that time.
-    dead = DeadLetter(reason=reason, source_queue=source, count=None, time=stamp)
+    dead = new_dead_letter(reason, source, None, stamp)
     _last_dead = (source, reason, stamp, dead)
     return dead
 

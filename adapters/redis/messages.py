@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from qctl.codec import header_bytes, header_value
-from qctl.models import DeadLetter, Message
+from qctl.models import DeadLetter, Message, new_message
 
 BODY_FIELDS = (b"body", b"data", b"payload", b"message")
 SCORE = "score"
@@ -33,11 +33,12 @@ STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 def list_message(queue: str, index: int, body: bytes) -> Message:
-    return Message(queue=queue, position=str(index), body=body)
+    return new_message(queue, str(index), body, None, None, None, {}, None, {}, None, None, None, None)
 
 
 def zset_message(queue: str, rank: int, member: bytes, score: float) -> Message:
-    return Message(queue=queue, position=str(rank), body=member, properties={SCORE: _number(score)})
+    return new_message(queue, str(rank), member, None, None, None, {}, None, {SCORE: _number(score)}, None, None,
+                       None, None)
 
 
 def stream_message(queue: str, entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:

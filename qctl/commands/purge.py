@@ -20,12 +20,12 @@ from qctl.backup import BackupDestination, BackupWriter
 from qctl.commands.common import notes, open_adapter, print_notices
 from qctl.config import Target
 from qctl.confirm import confirm_purge, refuse_protected
-from qctl.engine import Decision, Fixed, Keep, PassSpec, Send, Tally
+from qctl.engine import Decision, Fixed, PassSpec, Send, Tally
 from qctl.errors import LocalFileError, Unsupported
 from qctl.models import Message
 from qctl.primitives import Carries, Destination, Reader, ReadMode, Sync, Taken, sync_confirmed
 from qctl.progress import for_terminal
-from qctl.redrive import NOT_SELECTED
+from qctl.redrive import NOT_SELECTED, UNSELECTED
 from qctl.redrive import notices as pass_notices
 from qctl.selection import Selection
 from qctl.signals import graceful, interrupted
@@ -63,7 +63,7 @@ class Discard:
 
 def selected(selection: Selection) -> engine.Decide:
     def decide(message: Message) -> Decision:
-        return Send(SINK, message) if selection(message) else Keep(NOT_SELECTED)
+        return Send(SINK, message) if selection(message) else UNSELECTED
 
     return decide
 

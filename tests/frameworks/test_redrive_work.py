@@ -125,3 +125,43 @@ def test_windows_are_read_ahead_and_no_job_is_read_twice(
     db = fixtures.client(framework)
     waiting = db.lrange(f"rq:queue:{queue}" if framework == "rq" else f"bull:{queue}:wait", 0, -1)
     assert len(waiting) == len(set(waiting)) == JOBS // 2
+
+
+def test_sidekiq_parses_a_window_of_jobs_in_one_call(frameworks_env: dict[str, str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Sidekiq job is its JSON: a window of them is parsed with one ``json`` call (``codec.parse_each``), not
+    one call a job, and the JSON a retry pushes is written by an encoder built once, not one per job."""
+    from qctl import codec
+    from qctl.adapters.redis.layouts import base, sources
+
+    queue = fixtures.unique_queue("skw", "sidekiq")
+    fixtures.sidekiq_bulk_failed(queue, JOBS // 2, dead=True, error="QctlTimeoutError")
+    fixtures.sidekiq_bulk_failed(queue, JOBS // 2, dead=True, error="ArgumentError")
+    counts = {"windows": 0, "joined": 0, "alone": 0, "encoders": 0}
+
+    def counter(name: str, real: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            counts[name] += 1
+            return real(*args)
+        return counted
+
+    real_run = scripts.run
+
+    def counted_run(client: Any, source: str, keys: list[Any], args: list[Any]) -> Any:
+        counts["windows"] += source == sources.ZSET_WINDOW
+        return real_run(client, source, keys, args)
+
+    monkeypatch.setattr(scripts, "run", counted_run)
+    monkeypatch.setattr(codec, "_parse", counter("joined", codec._parse))
+    monkeypatch.setattr(base, "_decode", counter("alone", base._decode))
+    monkeypatch.setattr(json.encoder, "c_make_encoder", counter("encoders", json.encoder.c_make_encoder))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_app(app, ["redrive", "-u", layout_url("sidekiq"), f"{queue}:dead", "--where", WHERE, "-q", "-o",
+                             "json"])
+    result = json.loads(out.getvalue())
+    assert code == 0 and (result["moved"], result["failed"]) == (JOBS // 2, 0), result
+    assert counts["windows"] >= 1 and counts["joined"] == counts["windows"], counts
+    assert counts["alone"] == 0 and counts["encoders"] == 0, counts
+    retried = [json.loads(job) for job in fixtures.client("sidekiq").lrange(f"queue:{queue}", 0, -1)]
+    assert len(retried) == JOBS // 2 and {job["error_class"] for job in retried} == {"QctlTimeoutError"}

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from qctl.adapters.redis.connection import Client
 from qctl.adapters.redis.keys import is_glob, key_name
-from qctl.codec import header_value
+from qctl.codec import header_value, json_encoder, parse_each
 from qctl.errors import UsageError
 from qctl.models import Message, PeekRequest, PurgeResult, QueueStats
 from qctl.options import ConnectOptions
@@ -119,13 +119,22 @@ def loads(raw: bytes | str | None) -> Any:
 _decode = json.JSONDecoder().decode
 
 
+def loads_all(raws: Sequence[bytes]) -> list[Any]:
+    """:func:`loads` of each, parsed together when they are all UTF-8 JSON (:func:`qctl.codec.parse_each`)."""
+    try:
+        parsed = parse_each([raw.decode() for raw in raws])
+    except UnicodeDecodeError:
+        parsed = None
+    return parsed if parsed is not None else [loads(raw) for raw in raws]
+
+
 def ruby_json(value: Any) -> bytes:
     """JSON as Ruby's ``JSON.generate`` writes it (Sidekiq): compact, UTF-8, the shortest float repr."""
     return _ruby_encode(value).encode()
 
 
-# One encoder for every job: json.dumps with these options builds a new JSONEncoder per call.
-_ruby_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# One encoder for every job: json.dumps with these options builds a new encoder per call.
+_ruby_encode = json_encoder(item_separator=",", key_separator=":", allow_nan=False)
 
 
 def epoch(seconds: float | int | None, *, ms: bool = False) -> datetime | None:

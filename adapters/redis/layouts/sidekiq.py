@@ -38,6 +38,7 @@ from qctl.adapters.redis.layouts.base import (
     age,
     epoch,
     loads,
+    loads_all,
     row,
     ruby_json,
     selected,
@@ -45,7 +46,7 @@ from qctl.adapters.redis.layouts.base import (
 from qctl.adapters.redis.layouts.sources import ListSource, SetSource, Source, owned
 from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
-from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats
+from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats, new_dead_letter, new_message
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
 from qctl.redrive import count_entry, other_headers, stored_count
 
@@ -204,7 +205,8 @@ class Sidekiq(Layout):
             found: list[Message | None] = []
             # The jobs of the last chunk read, parsed: a retry of one of them builds on it instead of parsing
             # its JSON again (a member is the job's exact JSON, and the step checks it is still there).
-            self.parsed = parsed = {raw: loads(raw) for raw, _, _ in rows}
+            self.parsed = parsed = dict(zip([raw for raw, _, _ in rows], loads_all([raw for raw, _, _ in rows]),
+                                            strict=True))
             for raw, position, score in rows:
                 message = job_message(address.name, position, raw, score, in_set=address.set is not None,
                                       job=parsed[raw])
@@ -404,13 +406,12 @@ def job_message(queue: str, position: str, raw: bytes, score: float | None, *, i
         if in_set or error or message:
             reason = ": ".join(str(part) for part in (error, message) if part) or None
             failed = job.get("retried_at") or job.get("failed_at")
-            dead = DeadLetter(reason=reason, source_queue=str(job["queue"]) if job.get("queue") else None,
-                              count=count, time=_time(job, failed))
+            dead = new_dead_letter(reason, str(job["queue"]) if job.get("queue") else None, count,
+                                   _time(job, failed))
     if score is not None:
         properties["score"] = int(score) if float(score).is_integer() else score
-    return Message(queue=queue, position=position, body=raw,
-                   headers=stored_count(job) if isinstance(job, dict) else {},
-                   properties=properties, timestamp=timestamp, delivery_count=count, dead_letter=dead)
+    return new_message(queue, position, raw, None, None, None, stored_count(job) if isinstance(job, dict) else {},
+                       None, properties, timestamp, None, count, dead)
 
 
 def _time(job: dict[str, Any], value: Any) -> Any:
@@ -431,12 +432,12 @@ def retried(job: Any, queue: str, now: float, counted: Mapping[str, Any] | None 
             and "at" not in job and (job.get("tags") is None or isinstance(job.get("tags"), list)) and queue):
         return None
     retry_count = job.get("retry_count")
-    if retry_count is not None:
-        if isinstance(retry_count, bool) or not isinstance(retry_count, int):
-            return None
-        job = {**job, "retry_count": retry_count - 1}
+    if retry_count is not None and (isinstance(retry_count, bool) or not isinstance(retry_count, int)):
+        return None
     item: dict[str, Any] = {"retry": True, "queue": "default"}  # Sidekiq.default_job_options, merged under
     item.update(job)
+    if retry_count is not None:
+        item["retry_count"] = retry_count - 1
     item["queue"] = queue
     ms = isinstance(item.get("created_at"), int) and not isinstance(item.get("created_at"), bool)
     stamp: int | float = int(now * 1000) if ms else now
