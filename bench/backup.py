@@ -12,7 +12,10 @@ Bodies are 97 bytes (``message-%08d-`` and 80 ``x``), persistent where the broke
   ``qctl restore FILE``.  Peer: this script's own pipelined dump and restore (``peer-redis-dump`` /
   ``peer-redis-restore``, redis-py: LRANGE 10,000 at a time, write, fsync, then LTRIM what was written;
   restore LPUSHes 10,000 bodies per command, pipelined).  ``redis-cli --rdb`` is not comparable (a
-  snapshot of the whole server, nothing deleted, nothing restorable into one key).
+  snapshot of the whole server, nothing deleted, nothing restorable into one key).  Beside them, the
+  floor of a Python tool that writes and reads qctl's format (``floor-redis-dump`` / ``floor-redis-restore``):
+  the peer's dump with each body in the line qctl writes for a list item (one template), and the peer's
+  restore reading qctl's file, parsed a thousand lines a ``json`` call, each line once.
 * **RabbitMQ** (the harness's node, a durable classic queue, persistent messages): ``qctl purge
   --backup FILE`` and ``qctl restore FILE``.  Peer: a dynamic shovel moving the queue to another one
   (``rabbitmqctl set_parameter shovel``, ``ack-mode`` on-confirm like qctl, ``src-delete-after``
@@ -178,6 +181,74 @@ def peer_redis_restore(url: str, key: str, path: str) -> None:
     pipe.execute()
 
 
+def floor_redis_dump(url: str, key: str, path: str) -> None:
+    """The least a Python tool writing qctl's format can do: the peer's dump, each body in a line of the same
+    text qctl writes for a list item (one template, the body escaped by the C encoder)."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(url)
+    escape = json.encoder.encode_basestring
+    head = f'{{"queue": {escape(key)}, "position": "-'
+    tail = ('", "partition": null, "offset": null, "key": null, "key_encoding": null, "headers": {}, '
+            '"properties": {}, "body": %s, "body_encoding": %s, "timestamp": null, "redelivered": null, '
+            '"delivery_count": null, "dead_letter": null, "header_pairs": []}\n')
+    written = 0
+    with open(path, "xb") as file:
+        file.write(b'{"qctl_backup": 2, "backend": "redis", "queue": %s}\n' % escape(key).encode())
+        while True:
+            items = client.lrange(key, 0, PEER_CHUNK - 1)
+            if not items:
+                break
+            lines = []
+            for item in items:
+                written += 1
+                try:
+                    text, kind = item.decode(), '"utf-8"'
+                except UnicodeDecodeError:
+                    text, kind = base64.b64encode(item).decode(), '"base64"'
+                lines.append(head + str(written) + tail % (escape(text), kind))
+            file.write("".join(lines).encode())
+            file.flush()
+            os.fsync(file.fileno())
+            client.ltrim(key, len(items), -1)
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    os.fsync(directory)
+    os.close(directory)
+
+
+def floor_redis_restore(url: str, key: str, path: str) -> None:
+    """The least a Python restore of a qctl backup file can do: parse its lines (a thousand a ``json`` call,
+    the cheapest way to parse them), push each body back in order, 10,000 per RPUSH, pipelined.  It parses
+    each line once; the contract's restore validates every line before it publishes any, with flat memory."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=False)
+    decode = json.JSONDecoder().decode
+    bodies: list[bytes] = []
+    with open(path, encoding="utf-8") as file:
+        next(file)  # the header line
+        while True:
+            lines = [line for _, line in zip(range(1000), file, strict=False)]
+            if not lines:
+                break
+            for row in decode("[" + ",".join(lines) + "]"):
+                text = row["body"]
+                bodies.append(text.encode() if row["body_encoding"] == "utf-8" else base64.b64decode(text))
+            if len(bodies) >= PEER_CHUNK:
+                pipe.rpush(key, *bodies)
+                bodies = []
+                if len(pipe) >= 10:
+                    pipe.execute()
+    if bodies:
+        pipe.rpush(key, *bodies)
+    pipe.execute()
+
+
 def floor_kafka_dump(bootstrap: str, topic: str, path: str, count: str) -> None:
     """The least a Python backup of ``topic`` can do: consume in batches, write each value and a newline."""
     import confluent_kafka as ck
@@ -245,11 +316,14 @@ def bench_redis(count: int, runs: int, folder: Path) -> list[Case]:
 
     file = folder / "redis.jsonl"
     peer_file = folder / "redis.b64"
+    floor_file = folder / "redis.floor.jsonl"
     cases = {name: Case("Redis", operation, tool, command) for name, operation, tool, command in (
         ("q-dump", "purge --backup", "qctl", f"qctl purge -u {url} {key} --yes --backup FILE -q -o json"),
         ("q-load", "restore", "qctl", f"qctl restore FILE --to {key} -u {url} -q -o json"),
         ("p-dump", "purge --backup", "peer", f"bench/backup.py peer-redis-dump {url} {key} FILE"),
-        ("p-load", "restore", "peer", f"bench/backup.py peer-redis-restore {url} {key} FILE"))}
+        ("p-load", "restore", "peer", f"bench/backup.py peer-redis-restore {url} {key} FILE"),
+        ("f-dump", "purge --backup", FLOOR, f"bench/backup.py floor-redis-dump {url} {key} FILE"),
+        ("f-load", "restore", FLOOR, f"bench/backup.py floor-redis-restore {url} {key} QCTL-FILE"))}
     try:
         for _ in range(runs):
             seed(count)
@@ -263,10 +337,15 @@ def bench_redis(count: int, runs: int, folder: Path) -> list[Case]:
                                               broker=pid))
             cases["p-load"].runs.append(timed([*me, "peer-redis-restore", url, key, str(peer_file)],
                                               check=holds(count), broker=pid))
+            floor_file.unlink(missing_ok=True)
+            cases["f-dump"].runs.append(timed([*me, "floor-redis-dump", url, key, str(floor_file)], check=holds(0),
+                                              broker=pid))
+            cases["f-load"].runs.append(timed([*me, "floor-redis-restore", url, key, str(file)], check=holds(count),
+                                              broker=pid))
         small = small_runs("Redis", lambda: seed(count // 10), url, key, folder, holds(0), holds(count // 10), pid)
     finally:
         client.delete(key)
-        for path in (file, peer_file):
+        for path in (file, peer_file, floor_file):
             path.unlink(missing_ok=True)
     return [*cases.values(), *small]
 
@@ -550,6 +629,7 @@ def report(results: list[Case], count: int, runs: int, loads: list[tuple[str, st
 # The peers and floors this script runs as processes of their own (timed whole, like qctl): name -> function.
 HELPERS: dict[str, Callable[..., None]] = {
     "peer-redis-dump": peer_redis_dump, "peer-redis-restore": peer_redis_restore,
+    "floor-redis-dump": floor_redis_dump, "floor-redis-restore": floor_redis_restore,
     "floor-kafka-dump": floor_kafka_dump, "floor-kafka-restore": floor_kafka_restore}
 
 
