@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from operator import attrgetter
 from typing import Any
 
 from qctl.codec import encode_bytes, header_value, iso, message_to_json
@@ -157,6 +158,15 @@ def _is_field(node: Any, name: str | None) -> bool:
 def _narrow_dead_letter(fields: frozenset[str]) -> Any:
     """The ``dead_letter`` part with only ``fields`` (each holding what the whole part holds)."""
     wanted = [name for name in ("reason", "source_queue", "count", "time") if name in fields]
+    if len(wanted) == 1 and wanted[0] != "time":  # the usual filter: on the reason, or on the source queue
+        (only,) = wanted
+        read = attrgetter(only)
+
+        def one(message: Message) -> dict[str, Any] | None:
+            dead = message.dead_letter
+            return None if dead is None else {only: read(dead)}
+
+        return one
 
     def part(message: Message) -> dict[str, Any] | None:
         dead = message.dead_letter

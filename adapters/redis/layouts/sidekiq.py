@@ -416,9 +416,10 @@ def job_message(queue: str, position: str, raw: bytes, score: float | None, *, i
 
 def _time(job: dict[str, Any], value: Any) -> Any:
     """Sidekiq 8 writes integer milliseconds, 6 and 7 float seconds (api.rb calculate_latency)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return epoch(value, ms=isinstance(value, int))
+    kind = type(value)
+    if kind is float:
+        return epoch(value)
+    return epoch(value, ms=True) if kind is int else None
 
 
 def _enqueued(job: dict[str, Any]) -> Any:
