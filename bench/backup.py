@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,17 +142,19 @@ class Case:
 # --- Redis -----------------------------------------------------------------------------------------------
 
 
-def peer_redis_dump(url: str, key: str, path: str) -> None:
-    """Dump ``key`` to ``path`` (one base64 body a line), durably, deleting only what was written."""
+def _dump_durably(url: str, key: str, path: str, lines: Callable[[list[bytes]], bytes], first: bytes = b"") -> None:
+    """LRANGE ``key`` 10,000 at a time, write ``lines(items)``, fsync, then LTRIM what was written; the folder
+    fsynced at the end: durable, deleting only what was written."""
     import redis
 
     client = redis.Redis.from_url(url)
     with open(path, "xb") as file:
+        file.write(first)
         while True:
             items = client.lrange(key, 0, PEER_CHUNK - 1)
             if not items:
                 break
-            file.write(b"".join(base64.b64encode(item) + b"\n" for item in items))
+            file.write(lines(items))
             file.flush()
             os.fsync(file.fileno())
             client.ltrim(key, len(items), -1)
@@ -161,24 +163,33 @@ def peer_redis_dump(url: str, key: str, path: str) -> None:
     os.close(directory)
 
 
-def peer_redis_restore(url: str, key: str, path: str) -> None:
-    """Push every body of ``path`` back in order, 10,000 per RPUSH, pipelined."""
+def _push_all(url: str, key: str, bodies: Iterator[bytes]) -> None:
+    """RPUSH ``bodies`` in order, 10,000 per command, ten commands a round trip."""
     import redis
 
-    client = redis.Redis.from_url(url)
-    pipe = client.pipeline(transaction=False)
+    pipe = redis.Redis.from_url(url).pipeline(transaction=False)
     chunk: list[bytes] = []
-    with open(path, "rb") as file:
-        for line in file:
-            chunk.append(base64.b64decode(line))
-            if len(chunk) == PEER_CHUNK:
-                pipe.rpush(key, *chunk)
-                chunk = []
-                if len(pipe) >= 10:
-                    pipe.execute()
+    for item in bodies:
+        chunk.append(item)
+        if len(chunk) == PEER_CHUNK:
+            pipe.rpush(key, *chunk)
+            chunk = []
+            if len(pipe) >= 10:
+                pipe.execute()
     if chunk:
         pipe.rpush(key, *chunk)
     pipe.execute()
+
+
+def peer_redis_dump(url: str, key: str, path: str) -> None:
+    """Dump ``key`` to ``path`` (one base64 body a line), durably, deleting only what was written."""
+    _dump_durably(url, key, path, lambda items: b"".join(base64.b64encode(item) + b"\n" for item in items))
+
+
+def peer_redis_restore(url: str, key: str, path: str) -> None:
+    """Push every body of ``path`` back in order, 10,000 per RPUSH, pipelined."""
+    with open(path, "rb") as file:
+        _push_all(url, key, (base64.b64decode(line) for line in file))
 
 
 def floor_redis_dump(url: str, key: str, path: str) -> None:
@@ -186,36 +197,27 @@ def floor_redis_dump(url: str, key: str, path: str) -> None:
     text qctl writes for a list item (one template, the body escaped by the C encoder)."""
     import json
 
-    import redis
-
-    client = redis.Redis.from_url(url)
     escape = json.encoder.encode_basestring
     head = f'{{"queue": {escape(key)}, "position": "-'
     tail = ('", "partition": null, "offset": null, "key": null, "key_encoding": null, "headers": {}, '
             '"properties": {}, "body": %s, "body_encoding": %s, "timestamp": null, "redelivered": null, '
             '"delivery_count": null, "dead_letter": null, "header_pairs": []}\n')
     written = 0
-    with open(path, "xb") as file:
-        file.write(b'{"qctl_backup": 2, "backend": "redis", "queue": %s}\n' % escape(key).encode())
-        while True:
-            items = client.lrange(key, 0, PEER_CHUNK - 1)
-            if not items:
-                break
-            lines = []
-            for item in items:
-                written += 1
-                try:
-                    text, kind = item.decode(), '"utf-8"'
-                except UnicodeDecodeError:
-                    text, kind = base64.b64encode(item).decode(), '"base64"'
-                lines.append(head + str(written) + tail % (escape(text), kind))
-            file.write("".join(lines).encode())
-            file.flush()
-            os.fsync(file.fileno())
-            client.ltrim(key, len(items), -1)
-    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    os.fsync(directory)
-    os.close(directory)
+
+    def lines(items: list[bytes]) -> bytes:
+        nonlocal written
+        out = []
+        for item in items:
+            written += 1
+            try:
+                text, kind = item.decode(), '"utf-8"'
+            except UnicodeDecodeError:
+                text, kind = base64.b64encode(item).decode(), '"base64"'
+            out.append(head + str(written) + tail % (escape(text), kind))
+        return "".join(out).encode()
+
+    first = f'{{"qctl_backup": 2, "backend": "redis", "queue": {escape(key)}}}\n'.encode()
+    _dump_durably(url, key, path, lines, first)
 
 
 def floor_redis_restore(url: str, key: str, path: str) -> None:
@@ -224,29 +226,20 @@ def floor_redis_restore(url: str, key: str, path: str) -> None:
     each line once; the contract's restore validates every line before it publishes any, with flat memory."""
     import json
 
-    import redis
-
-    client = redis.Redis.from_url(url)
-    pipe = client.pipeline(transaction=False)
     decode = json.JSONDecoder().decode
-    bodies: list[bytes] = []
-    with open(path, encoding="utf-8") as file:
-        next(file)  # the header line
-        while True:
-            lines = [line for _, line in zip(range(1000), file, strict=False)]
-            if not lines:
-                break
-            for row in decode("[" + ",".join(lines) + "]"):
-                text = row["body"]
-                bodies.append(text.encode() if row["body_encoding"] == "utf-8" else base64.b64decode(text))
-            if len(bodies) >= PEER_CHUNK:
-                pipe.rpush(key, *bodies)
-                bodies = []
-                if len(pipe) >= 10:
-                    pipe.execute()
-    if bodies:
-        pipe.rpush(key, *bodies)
-    pipe.execute()
+
+    def bodies() -> Iterator[bytes]:
+        with open(path, encoding="utf-8") as file:
+            next(file)  # the header line
+            while True:
+                lines = [line for _, line in zip(range(1000), file, strict=False)]
+                if not lines:
+                    return
+                for row in decode("[" + ",".join(lines) + "]"):
+                    text = row["body"]
+                    yield text.encode() if row["body_encoding"] == "utf-8" else base64.b64decode(text)
+
+    _push_all(url, key, bodies())
 
 
 def floor_kafka_dump(bootstrap: str, topic: str, path: str, count: str) -> None:
