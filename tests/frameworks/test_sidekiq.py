@@ -137,6 +137,28 @@ def test_jobs_of_another_queue_and_broken_members_stay(frameworks_env: dict[str,
     assert fixtures.sidekiq_work(queue, fail=False).completed == 2
 
 
+def test_jobs_sidekiq_would_refuse_stay_in_the_dead_set(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
+    """Members of ``dead`` that Sidekiq::Client.push would refuse (a scheduled ``at``, args that are not an
+    array, no class) are left exactly where they were, beside a real failed job that moves: the guarded step
+    takes out only what it pushes (a job with no commands there would only be removed)."""
+    url = layout_url(URL)
+    queue = fixtures.unique_queue("sk", "sidekiq")
+    fixtures.sidekiq_push(queue, failing=1, error="QctlBoom", message="boom", retry=0)
+    fixtures.sidekiq_work(queue, fail=True)
+    db = fixtures.client("sidekiq")
+    refused = [json.dumps({"class": "QctlJob", "args": [1], "queue": queue, "jid": "at1", "at": 5.0}),
+               json.dumps({"class": "QctlJob", "args": "one", "queue": queue, "jid": "args1"}),
+               json.dumps({"args": [1], "queue": queue, "jid": "noclass1"})]
+    db.zadd("dead", {member: 1.0 for member in refused})
+    run = qctl("redrive", "-u", url, f"{queue}:dead", "-o", "json")
+    assert run.rc == 6 and (run.json()["moved"], run.json()["failed"]) == (1, 3), run
+    assert "3 job(s) are not Sidekiq jobs" in run.err and "nothing lost" in run.err, run.err
+    left = [m.decode() for m in db.zrange("dead", 0, -1) if json.loads(m).get("queue") == queue]
+    assert sorted(left) == sorted(refused)
+    assert db.llen(f"queue:{queue}") == 1
+    db.zrem("dead", *refused)
+
+
 def test_max_redrives_counts_through_sidekiqs_own_failures(frameworks_env: dict[str, str], qctl: QctlRunner) -> None:
     """qctl's redrive count is a key of the job's JSON, which Sidekiq's retry and dead set keep: --max-redrives
     stops poison."""

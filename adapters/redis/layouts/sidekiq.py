@@ -44,7 +44,6 @@ from qctl.adapters.redis.layouts.base import (
     selected,
 )
 from qctl.adapters.redis.layouts.sources import ListSource, SetSource, Source, owned
-from qctl.adapters.redis.layouts.steps import Command
 from qctl.errors import Unsupported
 from qctl.models import DeadLetter, Message, PeekRequest, PurgeResult, QueueStats, new_dead_letter, new_message
 from qctl.primitives import Carries, Reader, ReadMode, SourceTraits, Sync, Taken, sync_confirmed
@@ -310,10 +309,14 @@ class QueueDestination:
                 self.layout.notices.append(f"{bad} job(s) are not Sidekiq jobs Sidekiq::Client.push would take "
                                            f"(a JSON object with class, an args array, a queue, no 'at'): "
                                            f"left in place")
-            ops: list[list[Command]] = [[("SADD", QUEUES, name), ("LPUSH", self.address.key, job)] if job else []
-                                        for job in jobs]
-            done = reader.step(taken, ops)
-            return [ok and job is not None for ok, job in zip(done, jobs, strict=True)]
+            # A job Sidekiq would refuse stays out of the step: there, a job with no commands is only taken out.
+            chosen = [i for i, job in enumerate(jobs) if job is not None]
+            done = reader.step([taken[i] for i in chosen],
+                               [[("SADD", QUEUES, name), ("LPUSH", self.address.key, jobs[i])] for i in chosen])
+            moved = [False] * len(jobs)
+            for i, ok in zip(chosen, done, strict=True):
+                moved[i] = ok
+            return moved
         return reader.step(taken, [[("SADD", QUEUES, name), ("LPUSH", self.address.key, self.payload(m))]
                                    for m in outgoing])
 
