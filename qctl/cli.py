@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qctl import __version__
+from qctl import __version__, collector
 from qctl.boundary import COMPLETE_VAR, errors_to_exit_codes, run_app
 from qctl.cli_types import AGE_SECONDS, RATE, SECONDS, Count
 from qctl.completing import complete_queues
@@ -431,6 +431,7 @@ def completion(
 
 
 def main() -> None:
+    collector.for_passes()
     try:
         code = run_app(app)
     except SystemExit as done:
