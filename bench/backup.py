@@ -57,7 +57,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 REPO = Path(__file__).resolve().parents[1]
 QCTL = str(REPO / ".venv" / "bin" / "qctl")
 PEER_CHUNK = 10_000
-FLOOR = "Python floor"  # the least any Python tool does (floor-kafka-*): not a peer, a bound
+FLOOR = "Python floor"  # the least a Python tool does (floor-*): not a peer, a bound
 
 
 def env() -> dict[str, str]:
