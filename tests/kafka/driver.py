@@ -17,7 +17,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import UnknownTopicOrPartitionError
+from kafka.errors import NodeNotReadyError, UnknownBrokerIdError, UnknownTopicOrPartitionError
 
 from qctl.codec import header_bytes
 from qctl.models import Message
@@ -96,8 +96,20 @@ class KafkaDriver:
     # --- Kafka specifics ---------------------------------------------------
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> None:
-        self.admin.create_topics({name: {"num_partitions": partitions, "replication_factor": self.replication,
-                                         "configs": configs or {}}}, wait_for_metadata=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.admin.create_topics({name: {"num_partitions": partitions, "replication_factor": self.replication,
+                                                 "configs": configs or {}}}, wait_for_metadata=True)
+                return
+            except (UnknownBrokerIdError, NodeNotReadyError):
+                # A cluster that has just started: kafka-python knows its controller's id before its metadata
+                # lists that broker, and fails before sending anything.  Ask again with fresh metadata.
+                if time.monotonic() > deadline:
+                    raise
+                self.admin.close()
+                self.admin = KafkaAdminClient(bootstrap_servers=self.bootstrap.split(","), request_timeout_ms=30000)
+                time.sleep(1)
 
     @property
     def producer(self) -> Any:
