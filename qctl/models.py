@@ -87,7 +87,7 @@ def with_pairs(message: Message, pairs: Sequence[tuple[str, Any]]) -> Message:
 #
 # A frozen dataclass's __init__ sets each field through object.__setattr__ from a call by keyword: 1.8 us for
 # a Message, a tenth of what a redrive of a job does with it.  Its slots' own setters, called in field order,
-# take 0.8 us.  These build exactly what the constructor builds (tests/core/test_models.py compares them) and
+# take 0.8 us.  These build exactly what the constructor builds (tests/core/test_fast_builders.py compares) and
 # are the constructor again if a class stops being the plain slotted dataclass they expect.
 
 
