@@ -325,7 +325,7 @@ class Unacked(SetSource):
     def _delete_ops(self, taken: Taken) -> list[Command]:
         return []
 
-    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
+    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command] | None],
              extra: Sequence[Sequence[Command]] = ()) -> list[bool]:
         checks = [[*(extra[i] if extra else ()), ("H", self.celery.unacked_key, item.handle,
                                                    self.values.get(item.handle, b""))]

@@ -309,14 +309,10 @@ class QueueDestination:
                 self.layout.notices.append(f"{bad} job(s) are not Sidekiq jobs Sidekiq::Client.push would take "
                                            f"(a JSON object with class, an args array, a queue, no 'at'): "
                                            f"left in place")
-            # A job Sidekiq would refuse stays out of the step: there, a job with no commands is only taken out.
-            chosen = [i for i, job in enumerate(jobs) if job is not None]
-            done = reader.step([taken[i] for i in chosen],
-                               [[("SADD", QUEUES, name), ("LPUSH", self.address.key, jobs[i])] for i in chosen])
-            moved = [False] * len(jobs)
-            for i, ok in zip(chosen, done, strict=True):
-                moved[i] = ok
-            return moved
+            # A job Sidekiq would refuse stays where it is (None); the others are retried.
+            key = self.address.key
+            return reader.step(taken, [None if job is None else [("SADD", QUEUES, name), ("LPUSH", key, job)]
+                                       for job in jobs])
         return reader.step(taken, [[("SADD", QUEUES, name), ("LPUSH", self.address.key, self.payload(m))]
                                    for m in outgoing])
 

@@ -93,10 +93,11 @@ class Source:
     def settle(self, taken: Sequence[Taken]) -> list[bool]:
         return self.step(taken, [self.delete_ops(item) if self.mode is ReadMode.DELETE else [] for item in taken])
 
-    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
+    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command] | None],
              extra: Sequence[Sequence[Command]] = ()) -> list[bool]:
         """Take ``taken`` (of the last chunk read) out of the source and run ``ops[i]`` for each that was
-        still there, in one atomic step; ``extra[i]`` are more checks to pass first.  Per job: done?"""
+        still there, in one atomic step; ``extra[i]`` are more checks to pass first.  Per job: done?
+        ``ops[i]`` None leaves that job where it is (not done); ``[]`` takes it out with nothing else."""
         raise NotImplementedError
 
 
@@ -139,17 +140,21 @@ class SetSource(Source):
                     self.prefetch.ahead([member for member, _ in after])
         return found
 
-    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
+    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command] | None],
              extra: Sequence[Sequence[Command]] = ()) -> list[bool]:
-        items = [Item(checks=[*(extra[i] if extra else ()), ("Z", self.key, item.handle)], ops=list(ops[i]))
-                 for i, item in enumerate(taken)]
+        chosen = [i for i, commands in enumerate(ops) if commands is not None]
+        items = [Item(checks=[*(extra[i] if extra else ()), ("Z", self.key, taken[i].handle)], ops=list(ops[i] or ()))
+                 for i in chosen]
         done: list[bool] = []
         with translating(self.where):
             while len(done) < len(items):  # members are independent: a chunk may take several steps
                 batch = items[len(done): len(done) + self.pace.size]
                 done += steps.run(self.client, batch, macros=self.macros, pace=self.pace) or [False] * len(batch)
-        self._removed.update(item.handle for item, ok in zip(taken, done, strict=True) if ok)
-        return done
+        result = [False] * len(taken)
+        for i, ok in zip(chosen, done, strict=True):
+            result[i] = ok
+        self._removed.update(item.handle for item, ok in zip(taken, result, strict=True) if ok)
+        return result
 
 
 class ListSource(Source):
@@ -189,11 +194,11 @@ class ListSource(Source):
                       for message, (item, _, _) in zip(messages, rows, strict=True)]
         return [taken for _, taken in self._rows if taken is not None]
 
-    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
+    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command] | None],
              extra: Sequence[Sequence[Command]] = ()) -> list[bool]:
         if not taken:
             return []
-        chosen = {id(item): i for i, item in enumerate(taken)}
+        chosen = {id(item): i for i, item in enumerate(taken) if ops[i] is not None}  # the others hold their place
         items = []
         for element, held in self._rows:
             index = chosen.get(id(held)) if held is not None else None
@@ -201,7 +206,7 @@ class ListSource(Source):
                 items.append(Item(token=element))
             else:
                 items.append(Item(token=element, checks=[*(extra[index] if extra else ()), ("L",)],
-                                  ops=list(ops[index])))
+                                  ops=list(ops[index] or ())))
         tomb = TOMBSTONE_PREFIX + uuid.uuid4().hex.encode()
         with translating(self.where):
             done = steps.run(self.client, items, list_key=self.key, end=self.end, offset=self._chunk_offset,
@@ -244,7 +249,7 @@ class Chain:
     def settle(self, taken: Sequence[Taken]) -> list[bool]:
         return self.current.settle(taken)
 
-    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command]],
+    def step(self, taken: Sequence[Taken], ops: Sequence[list[Command] | None],
              extra: Sequence[Sequence[Command]] = ()) -> list[bool]:
         return self.current.step(taken, ops, extra)
 
